@@ -1,0 +1,126 @@
+"""``python -m lit_mrl``: the Lightning CLI plus lit_mrl's own subcommands.
+
+``fit``/``validate``/``test``/``predict`` go to :class:`LitMRLCLI` (a LightningCLI in
+subclass mode, so any LightningModule is chosen by ``class_path``); ``embed``,
+``probe`` and ``report`` are lit_mrl's own tools.
+"""
+
+import importlib
+import inspect
+import netrc
+import os
+import sys
+from pathlib import Path
+
+from lightning import LightningModule, Trainer
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+import lit_mrl.methods  # noqa: F401  (short class names in configs resolve)
+from lit_mrl import __version__
+from lit_mrl.data import ShardDataModule
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+# name -> (module with a main(args) function, one-line description)
+TOOL_COMMANDS: dict[str, tuple[str, str]] = {
+    "embed": (
+        "lit_mrl.embed",
+        "embed shards or audio files with a checkpoint (timeline + track mean)",
+    ),
+}
+
+
+def wandb_has_account() -> bool:
+    """Whether W&B credentials are configured (env var or ``wandb login``'s netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc().hosts
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+    return any("wandb" in host for host in hosts)
+
+
+class WandbConfigCallback(SaveConfigCallback):
+    """Save ``config.yaml`` beside the run and send the resolved config to W&B."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if isinstance(trainer.logger, WandbLogger):
+            config = self.config.clone().as_dict()
+            trainer.logger.experiment.config.update(config, allow_val_change=True)
+
+
+def _accepts(class_path: str, argument: str) -> bool:
+    module_name, _, class_name = class_path.rpartition(".")
+    if not module_name:
+        return False
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return argument in inspect.signature(cls).parameters
+
+
+class LitMRLCLI(LightningCLI):
+    """LightningCLI with lit_mrl's data module, W&B defaults and label-count filling."""
+
+    def before_instantiate_classes(self) -> None:
+        if "WANDB_MODE" not in os.environ and not wandb_has_account():
+            # No account configured: log offline, so a run never needs the network.
+            os.environ["WANDB_MODE"] = "offline"
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        model, data = config.model, config.data
+        if not (data and data.get("root") and _accepts(model.class_path, "num_tags")):
+            return
+        from lit_mrl.data.shards import read_info
+
+        vocab_size = len(read_info(data.root).vocabulary)
+        given = model.init_args.get("num_tags")
+        if given is None:
+            model.init_args.num_tags = vocab_size
+        elif given != vocab_size:
+            raise ValueError(
+                f"model.init_args.num_tags={given} but the data at {data.root} has "
+                f"{vocab_size} labels in info.json"
+            )
+
+
+def make_cli(args: list[str] | None = None, run: bool = True) -> LitMRLCLI:
+    """Build (and by default run) the Lightning CLI on ``args``."""
+    return LitMRLCLI(
+        LightningModule,
+        ShardDataModule,
+        subclass_mode_model=True,
+        save_config_callback=WandbConfigCallback,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def _print_help() -> None:
+    print(f"lit_mrl {__version__}: Lightning Music Representation Learning\n")
+    print("usage: python -m lit_mrl <command> [options]   (or: lit-mrl <command> ...)\n")
+    print("Training (Lightning CLI; `python -m lit_mrl fit --help` for every option):")
+    for name in LIGHTNING_COMMANDS:
+        print(f"  {name:<10} {name} a model: --config FILE (repeatable), --data.root SHARDS")
+    if TOOL_COMMANDS:
+        print("\nTools:")
+        for name, (_, about) in TOOL_COMMANDS.items():
+            print(f"  {name:<10} {about}")
+    print(
+        f"\nConfigs: {Path(__file__).resolve().parent.parent / 'configs'} (see configs/README.md)"
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``python -m lit_mrl`` and the ``lit-mrl`` script."""
+    args = list(sys.argv[1:] if args is None else args)
+    if not args or args[0] in ("-h", "--help"):
+        _print_help()
+        return
+    if args[0] in TOOL_COMMANDS:
+        module = importlib.import_module(TOOL_COMMANDS[args[0]][0])
+        module.main(args[1:])
+        return
+    if args[0] not in LIGHTNING_COMMANDS and not args[0].startswith("-"):
+        known = ", ".join((*LIGHTNING_COMMANDS, *TOOL_COMMANDS))
+        raise SystemExit(f"lit_mrl: unknown command {args[0]!r}; commands: {known}")
+    make_cli(args)

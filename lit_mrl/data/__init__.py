@@ -1,0 +1,3 @@
+from lit_mrl.data.datamodule import ShardDataModule
+
+__all__ = ["ShardDataModule"]

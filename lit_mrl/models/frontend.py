@@ -1,0 +1,120 @@
+"""Log-mel frontend of the released MULE pipeline, as a device-side ``nn.Module``."""
+
+import torch
+import torchaudio
+from torch import Tensor, nn
+
+
+def standardize(spec: Tensor, min_std: float = 0.01) -> Tensor:
+    """Standardise each example of a batch of spectrogram windows on its own.
+
+    Every window gets one mean and one std over all its bins and frames (MULE's
+    per-slice normalisation); the std is floored so silent windows do not blow up.
+
+    Args:
+        spec: ``(..., n_mels, frames)`` windows; each leading index is one window.
+        min_std: floor of the divisor.
+
+    Returns:
+        Tensor of the same shape with zero mean and unit std per window.
+    """
+    std, mean = torch.std_mean(spec, dim=(-2, -1), keepdim=True)
+    return (spec - mean) / std.clamp_min(min_std)
+
+
+class LogMelSpectrogram(nn.Module):
+    """Waveform to compressed log-mel spectrogram, exactly as MULE computes it.
+
+    STFT with a Hann window of ``win_length`` samples zero-padded to ``n_fft``, centred
+    with reflect padding, power 2; HTK mel filters whose triangles are scaled to unit
+    L2 norm (librosa ``norm=2.0``, not Slaney area normalisation); compression
+    ``log10(1e4 * x + 1)``. With ``standardize=True`` every output window is then
+    standardised (see :func:`standardize`).
+
+    A clip of ``T`` samples gives ``T // hop_length`` frames: the STFT's extra centre
+    frame is dropped so that 3 s at 16 kHz is exactly the 300-frame window the
+    encoder expects.
+
+    Args:
+        sample_rate: input rate in Hz.
+        n_fft: FFT size in samples.
+        win_length: Hann window length in samples (25 ms at 16 kHz).
+        hop_length: frame hop in samples (10 ms at 16 kHz).
+        n_mels: number of mel bands.
+        f_min: lowest filter edge in Hz.
+        f_max: highest filter edge in Hz.
+        standardize: standardise each output window to zero mean, unit std.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 2048,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = 96,
+        f_min: float = 0.0,
+        f_max: float = 8000.0,
+        standardize: bool = True,
+    ) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.hop_length = hop_length
+        self.n_mels = n_mels
+        self.standardize = standardize
+        self.spectrogram = torchaudio.transforms.Spectrogram(
+            n_fft=n_fft,
+            win_length=win_length,
+            hop_length=hop_length,
+            center=True,
+            pad_mode="reflect",
+            power=2.0,
+        )
+        fbank = torchaudio.functional.melscale_fbanks(
+            n_freqs=n_fft // 2 + 1,
+            f_min=f_min,
+            f_max=f_max,
+            n_mels=n_mels,
+            sample_rate=sample_rate,
+            norm=None,
+            mel_scale="htk",
+        )  # (n_freqs, n_mels)
+        # librosa's norm=2.0: every triangle scaled to unit L2 norm over frequency bins.
+        fbank = fbank / fbank.norm(dim=0, keepdim=True).clamp_min(1e-12)
+        self.register_buffer("mel_fbank", fbank, persistent=False)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames produced for a clip of ``num_samples`` samples."""
+        return num_samples // self.hop_length
+
+    def forward(self, audio: Tensor) -> Tensor:
+        """Compute the log-mel spectrogram.
+
+        Args:
+            audio: ``(B, T)`` or ``(B, 1, T)`` mono waveform in [-1, 1].
+
+        Returns:
+            ``(B, n_mels, T // hop_length)`` compressed (and optionally standardised)
+            log-mel spectrogram.
+        """
+        spec = self.logmel(audio)
+        return standardize(spec) if self.standardize else spec
+
+    def logmel(self, audio: Tensor) -> Tensor:
+        """The compressed log-mel spectrogram before any standardisation.
+
+        Long tracks are cut into windows afterwards, each standardised on its own.
+
+        Args:
+            audio: ``(B, T)`` or ``(B, 1, T)`` mono waveform in [-1, 1].
+
+        Returns:
+            ``(B, n_mels, T // hop_length)``.
+        """
+        if audio.dim() == 3:
+            audio = audio.squeeze(1)  # (B, 1, T) -> (B, T)
+        # The STFT runs in float32 even under autocast: power spectra overflow bf16/fp16.
+        with torch.autocast(device_type=audio.device.type, enabled=False):
+            power = self.spectrogram(audio.float())  # (B, n_freqs, T // hop + 1)
+            mel = torch.matmul(power.transpose(-1, -2), self.mel_fbank).transpose(-1, -2)
+            return torch.log10(1e4 * mel + 1.0)[..., : self.num_frames(audio.shape[-1])]

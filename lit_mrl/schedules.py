@@ -1,0 +1,41 @@
+"""Learning-rate schedules (take an optimizer first, so configs can inject them)."""
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+class WarmupCosineLR(LambdaLR):
+    """Linear warm-up from 0 to the optimizer's LR, then cosine decay to ``final_ratio``.
+
+    Stepped once per optimisation step. With ``total_steps=-1`` the module fills in
+    the trainer's estimated number of steps before training starts.
+
+    Args:
+        optimizer: the optimizer whose LR is scheduled.
+        warmup_steps: steps of linear warm-up.
+        total_steps: warm-up plus decay steps; -1 means "the whole run".
+        final_ratio: LR at the end, as a fraction of the peak LR.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        warmup_steps: int = 1000,
+        total_steps: int = -1,
+        final_ratio: float = 0.0,
+    ) -> None:
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+        self.final_ratio = final_ratio
+        super().__init__(optimizer, self.factor)
+
+    def factor(self, step: int) -> float:
+        """LR multiplier at ``step``."""
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        total = max(self.total_steps, self.warmup_steps + 1)
+        progress = min(1.0, (step - self.warmup_steps) / (total - self.warmup_steps))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.final_ratio + (1.0 - self.final_ratio) * cosine

@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny synthetic sharded datasets made at test time."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lit_mrl.data.shards import write_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SAMPLE_RATE = 16000
+BANDS = {"low": (110.0, 220.0), "mid": (440.0, 880.0), "high": (1760.0, 3520.0)}
+
+
+def synth_clip(rng: np.random.Generator, bands: list[str], seconds: float) -> np.ndarray:
+    """Sines drawn from the named frequency bands plus a little noise, peak 0.5."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    clip = 0.02 * rng.standard_normal(len(t))
+    for band in bands:
+        clip += np.sin(2 * np.pi * rng.uniform(*BANDS[band]) * t + rng.uniform(0, 6.3))
+    clip = 0.5 * clip / np.abs(clip).max()
+    return (np.round(clip * 32767) / 32768).astype(np.float32)  # exactly PCM_16
+
+
+def make_split(rng, split: str, count: int, multiclass: bool = False):
+    names = list(BANDS)
+    for i in range(count):
+        if multiclass:
+            labels = [names[i % 3]]
+        else:
+            labels = [n for n in names if rng.random() < 0.5] or [names[i % 3]]
+        seconds = float(rng.uniform(0.5, 1.0))
+        yield f"{split}_{i:03d}", synth_clip(rng, labels, seconds), {"labels": labels}
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    """Multi-label band tagging: 16 train clips in 2 shards, 8 valid, 8 test, 0.5-1 s."""
+    root = tmp_path_factory.mktemp("tiny_shards")
+    rng = np.random.default_rng(0)
+    splits = {s: list(make_split(rng, s, n)) for s, n in (("train", 16), ("valid", 8), ("test", 8))}
+    write_dataset(
+        root, "tiny", splits, SAMPLE_RATE, task="multilabel", vocabulary=list(BANDS), max_samples=8
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_multiclass_shards(tmp_path_factory):
+    """Single-label band classification, same sizes as ``tiny_shards``."""
+    root = tmp_path_factory.mktemp("tiny_mc_shards")
+    rng = np.random.default_rng(1)
+    splits = {
+        s: list(make_split(rng, s, n, multiclass=True))
+        for s, n in (("train", 16), ("valid", 8), ("test", 8))
+    }
+    write_dataset(
+        root,
+        "tinymc",
+        splits,
+        SAMPLE_RATE,
+        task="multiclass",
+        vocabulary=list(BANDS),
+        max_samples=8,
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_shards, tmp_path_factory):
+    """A supervised tiny-CNN checkpoint (embed_dim 8) trained for 2 steps through the CLI."""
+    from lit_mrl.cli import main
+
+    out = tmp_path_factory.mktemp("ckpt")
+    args = [
+        "fit",
+        "-c", str(ROOT / "configs/pretrain/supervised.yaml"),
+        "-c", str(ROOT / "tests/configs/tiny.yaml"),
+        f"--data.root={tiny_shards}", f"--trainer.default_root_dir={out}",
+        "--trainer.logger=false", "--seed_everything=0",
+    ]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WANDB_MODE", "disabled")
+        main(args)
+    (path,) = out.glob("**/*.ckpt")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_SILENT", "true")
