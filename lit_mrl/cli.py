@@ -27,6 +27,8 @@ TOOL_COMMANDS: dict[str, tuple[str, str]] = {
         "lit_mrl.embed",
         "embed shards or audio files with a checkpoint (timeline + track mean)",
     ),
+    "probe": ("lit_mrl.probe_search", "grid-search probes on embeddings, select on val, test"),
+    "report": ("lit_mrl.report", "tasks x models results table (markdown, CSV, PNG)"),
 }
 
 

@@ -81,7 +81,13 @@ def tiny_checkpoint(tiny_shards, tmp_path_factory):
         "--trainer.logger=false", "--seed_everything=0",
     ]  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WANDB_MODE", "disabled")
+        # in-process (fast); the variables the CLI sets are undone when the context ends
+        for name, value in (
+            ("WANDB_MODE", "disabled"),
+            ("PL_GLOBAL_SEED", "0"),
+            ("PL_SEED_WORKERS", "0"),
+        ):
+            patch.setenv(name, value)
         main(args)
     (path,) = out.glob("**/*.ckpt")
     return path

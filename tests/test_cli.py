@@ -67,3 +67,26 @@ def test_sample_rate_mismatch_fails_fast(tiny_shards, tmp_path):
     ]  # fmt: skip
     with pytest.raises(ValueError, match=r"16000 Hz .* 22050 Hz"):
         main(args)
+
+
+def test_resume_continues_step_optimizer_and_schedule(tiny_shards, tmp_path):
+    common = [
+        "-c", "configs/trainer.yaml",
+        "-c", "configs/pretrain/contrastive.yaml",
+        "-c", "tests/configs/tiny.yaml",
+        f"--data.root={tiny_shards}",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.logger=false",
+        "--trainer.callbacks+=ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={tmp_path}/ckpt",
+        "--trainer.callbacks.save_last=true",
+    ]  # fmt: skip
+    main(["fit", *common])
+    first = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    main(["fit", *common, "--trainer.max_epochs=2", f"--ckpt_path={tmp_path}/ckpt/last.ckpt"])
+    resumed = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    assert first["global_step"] == 2
+    assert resumed["global_step"] == 4
+    assert resumed["lr_schedulers"][0]["last_epoch"] == 4
+    adam_steps = {float(s["step"]) for s in resumed["optimizer_states"][0]["state"].values()}
+    assert adam_steps == {4.0}

@@ -90,6 +90,7 @@ class PretrainModule(L.LightningModule):
     def on_train_batch_end(self, outputs: object, batch: dict, batch_idx: int) -> None:
         # Wall time between batch ends includes data loading: the real throughput.
         now = time.perf_counter()
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         if self._last_batch_end is not None:
             clips = batch["audio"].shape[0] * batch["audio"].shape[1]
             self.log("train/clips_per_sec", clips / (now - self._last_batch_end))
