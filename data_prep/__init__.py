@@ -1,0 +1,1 @@
+"""Data preparation: turn audio collections into lit_mrl shards."""

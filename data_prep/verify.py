@@ -1,0 +1,175 @@
+"""Check a shard folder against its info.json: ``python -m data_prep.verify ROOT``.
+
+Decodes every sample of every listed shard and checks keys, metadata, labels,
+sample rate, per-shard and per-split counts and seconds, and which shards are
+on disk. Prints the sha256 of the sorted keys, so two runs can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from lit_mrl.data.shards import DatasetInfo, decode_audio, iter_shard, parse_shard_name, read_info
+
+SECONDS_TOLERANCE = 0.01  # info.json rounds seconds to milliseconds
+MAX_PRINTED_PROBLEMS = 50
+
+
+@dataclass
+class Report:
+    """What :func:`verify` found."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    counts: dict[str, tuple[int, float, int]] = field(default_factory=dict)
+
+    @property
+    def keys_sha256(self) -> str:
+        """sha256 of the newline-joined sorted keys."""
+        return hashlib.sha256("\n".join(sorted(self.keys)).encode()).hexdigest()
+
+
+def check_meta(meta: dict[str, Any], key: str, split: str, info: DatasetInfo) -> list[str]:
+    """Problems with one sample's ``{key}.json``."""
+    problems = []
+    if meta.get("key") != key or meta.get("split") != split:
+        problems.append(f"key/split in json are {meta.get('key')!r}/{meta.get('split')!r}")
+    labels = meta.get("labels")
+    if not isinstance(labels, list):
+        return [*problems, "'labels' is not a list"]
+    unknown = sorted(set(labels) - set(info.vocabulary))
+    if unknown and info.task != "regression":
+        problems.append(f"labels {unknown} are not in the vocabulary")
+    if info.task == "multiclass" and len(labels) != 1:
+        problems.append(f"multiclass sample has {len(labels)} labels")
+    targets = meta.get("targets")
+    if info.task == "regression" and (
+        not isinstance(targets, list)
+        or len(targets) != len(info.vocabulary)
+        or not all(isinstance(t, (int, float)) and math.isfinite(t) for t in targets)
+    ):
+        problems.append(f"needs {len(info.vocabulary)} finite targets, has {targets!r}")
+    return problems
+
+
+def check_shard(path: Path, split: str, info: DatasetInfo, report: Report) -> tuple[int, float]:
+    """Decode and check every sample of one shard; returns ``(num_samples, seconds)``."""
+    count, seconds = 0, 0.0
+    for sample in iter_shard(path):
+        key, meta = sample["key"], sample["json"]
+        where = f"{path.name}: {key}"
+        try:
+            audio, sample_rate = decode_audio(sample["flac"])
+        except ValueError as err:
+            report.problems.append(f"{where}: {err}")
+            continue
+        duration = len(audio) / sample_rate
+        problems = check_meta(meta, key, split, info)
+        if sample_rate != info.sample_rate:
+            problems.append(f"sample rate {sample_rate} Hz, info.json says {info.sample_rate}")
+        if (
+            not isinstance(meta.get("duration"), (int, float))
+            or abs(meta["duration"] - duration) > 1e-3
+        ):
+            problems.append(f"duration {meta.get('duration')!r} in json, {duration:.3f} s decoded")
+        report.problems.extend(f"{where}: {problem}" for problem in problems)
+        report.keys.append(key)
+        count, seconds = count + 1, seconds + duration
+    return count, seconds
+
+
+def verify(root: str | Path) -> Report:
+    """Check every shard listed in ``root/info.json``; see the module docstring."""
+    root, report = Path(root), Report()
+    try:
+        info = read_info(root)
+    except (OSError, ValueError) as err:
+        report.problems.append(str(err))
+        return report
+    listed = {name for split in info.splits.values() for name in split.shards}
+    for path in sorted(root.iterdir()):
+        if parse_shard_name(path.name, info.dataset) is not None and path.name not in listed:
+            report.problems.append(f"{path.name} is on disk but not in info.json")
+        elif path.name.endswith(".tar.tmp"):
+            report.notes.append(f"{path.name}: unfinished shard from an interrupted run")
+    total = sum(split.num_samples for split in info.splits.values())
+    with tqdm(total=len(listed), unit="shard", desc="verifying", disable=total == 0) as bar:
+        for name in info.splits:
+            report.counts[name] = check_split(root, name, info, report, bar)
+    seconds = sum(split.seconds for split in info.splits.values())
+    if abs(seconds - info.total_seconds) > SECONDS_TOLERANCE:
+        report.problems.append(f"total_seconds {info.total_seconds} != sum of splits {seconds:.3f}")
+    repeated = len(report.keys) - len(set(report.keys))
+    if repeated:
+        report.problems.append(f"{repeated} keys appear more than once")
+    return report
+
+
+def check_split(
+    root: Path, name: str, info: DatasetInfo, report: Report, bar: tqdm
+) -> tuple[int, float, int]:
+    """Check one split's shards and totals; returns ``(num_samples, seconds, num_shards)``."""
+    split = info.splits[name]
+    num_samples, seconds = 0, 0.0
+    for shard, expected in zip(split.shards, split.shard_num_samples, strict=True):
+        bar.update()
+        parsed = parse_shard_name(shard, info.dataset)
+        if parsed is None or parsed.split != name:
+            report.problems.append(f"{shard} is listed under split {name!r} but named otherwise")
+        if not (root / shard).is_file():
+            report.problems.append(f"{shard} is in info.json but missing on disk")
+            continue
+        try:
+            count, shard_seconds = check_shard(root / shard, name, info, report)
+        except ValueError as err:
+            report.problems.append(str(err))
+            continue
+        if count != expected:
+            report.problems.append(f"{shard}: {count} samples, info.json says {expected}")
+        num_samples, seconds = num_samples + count, seconds + shard_seconds
+    if num_samples != split.num_samples:
+        report.problems.append(
+            f"split {name}: {num_samples} samples, info.json says {split.num_samples}"
+        )
+    if abs(seconds - split.seconds) > SECONDS_TOLERANCE:
+        report.problems.append(f"split {name}: {seconds:.3f} s, info.json says {split.seconds}")
+    return num_samples, seconds, len(split.shards)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: 0 if the folder matches its info.json, 1 otherwise (2: bad flags)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m data_prep.verify",
+        description="Decode every sample of every shard in info.json and check it matches.",
+        epilog="exit status: 0 consistent, 1 problems found, 2 bad flags",
+    )
+    parser.add_argument("root", help="dataset folder holding info.json")
+    parser.add_argument("--keys", help="write the sorted sample keys to this file")
+    args = parser.parse_args(argv)
+    report = verify(args.root)
+    for line in report.problems[:MAX_PRINTED_PROBLEMS]:
+        print(f"problem: {line}")
+    if len(report.problems) > MAX_PRINTED_PROBLEMS:
+        print(f"... and {len(report.problems) - MAX_PRINTED_PROBLEMS} more problems")
+    for line in report.notes:
+        print(f"note: {line}")
+    for name, (num_samples, seconds, num_shards) in report.counts.items():
+        print(f"split {name}: samples={num_samples} seconds={seconds:.1f} shards={num_shards}")
+    print(f"keys={len(report.keys)} sha256={report.keys_sha256}")
+    if args.keys is not None:
+        Path(args.keys).write_text("".join(f"{key}\n" for key in sorted(report.keys)))
+    print("consistent" if not report.problems else f"INCONSISTENT: {len(report.problems)} problems")
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
