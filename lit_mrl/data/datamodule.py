@@ -8,10 +8,9 @@ streams read each sample once, in shard order, split by node and worker.
 import functools
 import json
 import math
+import warnings
 import zlib
 from typing import Any, Literal
-
-import warnings
 
 import lightning as L
 import numpy as np

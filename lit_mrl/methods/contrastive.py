@@ -47,7 +47,9 @@ class ContrastiveModule(PretrainModule):
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
-        super().__init__(encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last)
+        super().__init__(
+            encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last
+        )
         self.save_hyperparameters()
         self.head = ProjectionHead(encoder.embed_dim, projection_dim, projector_dims)
         self.temperature = temperature

@@ -40,7 +40,9 @@ class SupervisedTaggingModule(PretrainModule):
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
-        super().__init__(encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last)
+        super().__init__(
+            encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last
+        )
         if num_tags is None:
             raise ValueError(
                 "num_tags is not set: give model.init_args.num_tags, or run through "
