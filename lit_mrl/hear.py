@@ -1,0 +1,118 @@
+"""The HEAR 2021 common API (https://hearbenchmark.com/hear-api.html) over a lit_mrl checkpoint.
+
+    import lit_mrl.hear as hear
+
+    model = hear.load_model("last.ckpt")
+    scene = hear.get_scene_embeddings(audio, model)  # (n_sounds, D)
+    emb, ms = hear.get_timestamp_embeddings(audio, model)  # (n_sounds, N, D), (n_sounds, N)
+
+Timestamp embeddings follow :mod:`lit_mrl.timeline`: 3 s windows every ``hop_seconds``
+(0.5 s by default here, finer than ``embed``'s 2 s), each stamped with the centre of the
+audio it covers; the scene embedding is the mean of the timestamp embeddings, so
+``hop_seconds=2.0`` gives exactly the track embeddings of ``python -m lit_mrl embed``.
+Windows of all sounds in a call go through the encoder together, ``batch_windows`` at a
+time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lit_mrl.checkpoints import load_pretrained
+from lit_mrl.timeline import TimelineEmbedder
+
+
+class HearModel(nn.Module):
+    """A trained module wrapped with the attributes HEAR asks for.
+
+    Args:
+        module: a :class:`~lit_mrl.methods.base.PretrainModule`.
+        hop_seconds: distance between timestamp embeddings.
+        window_seconds: window length.
+        batch_windows: windows per encoder forward.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        hop_seconds: float = 0.5,
+        window_seconds: float = 3.0,
+        batch_windows: int = 128,
+    ) -> None:
+        super().__init__()
+        self.module = module.eval()
+        self.sample_rate = int(module.sample_rate)
+        self.scene_embedding_size = int(module.encoder.embed_dim)
+        self.timestamp_embedding_size = self.scene_embedding_size
+        self.hop_seconds = hop_seconds
+        self.window_seconds = window_seconds
+        self.batch_windows = batch_windows
+
+    def embedder(self, device: torch.device) -> TimelineEmbedder:
+        """A :class:`TimelineEmbedder` on ``device`` with this model's windowing."""
+        return TimelineEmbedder(
+            self.module, self.window_seconds, self.hop_seconds, self.batch_windows, device
+        )
+
+
+def load_model(
+    model_file_path: str = "",
+    hop_seconds: float = 0.5,
+    window_seconds: float = 3.0,
+    batch_windows: int = 128,
+) -> HearModel:
+    """Load a checkpoint written by ``python -m lit_mrl fit`` (read with ``weights_only``).
+
+    Args:
+        model_file_path: the ``.ckpt`` file.
+        hop_seconds: distance between timestamp embeddings.
+        window_seconds: window length.
+        batch_windows: windows per encoder forward.
+
+    Raises:
+        ValueError: no path given (lit_mrl models always need their weights).
+    """
+    if not model_file_path:
+        raise ValueError("lit_mrl.hear.load_model needs a checkpoint path (model_file_path)")
+    module = load_pretrained(model_file_path)
+    return HearModel(module, hop_seconds, window_seconds, batch_windows)
+
+
+def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, Tensor]:
+    """Embeddings along time.
+
+    Args:
+        audio: ``(n_sounds, n_samples)`` mono audio in [-1, 1] at ``model.sample_rate``.
+        model: from :func:`load_model`.
+
+    Returns:
+        ``(n_sounds, n_timestamps, timestamp_embedding_size)`` float32 embeddings and
+        ``(n_sounds, n_timestamps)`` window centres in milliseconds, on ``audio``'s device.
+
+    Raises:
+        ValueError: for audio that is not 2-D, shorter than one frame, or not finite.
+    """
+    if audio.ndim != 2:
+        raise ValueError(f"expected audio (n_sounds, n_samples), got {tuple(audio.shape)}")
+    device = next(model.parameters()).device
+    tracks = ({"audio": sound} for sound in audio)
+    rows = list(model.embedder(device).embed_tracks(tracks))
+    emb = torch.from_numpy(np.stack([row["timeline"] for row in rows]))
+    stamps = torch.from_numpy(np.stack([row["timestamps"] for row in rows]) * 1000.0)
+    return emb.to(audio.device), stamps.float().to(audio.device)
+
+
+def get_scene_embeddings(audio: Tensor, model: HearModel) -> Tensor:
+    """One embedding per sound: the mean of its timestamp embeddings.
+
+    Args:
+        audio: ``(n_sounds, n_samples)`` mono audio in [-1, 1] at ``model.sample_rate``.
+        model: from :func:`load_model`.
+
+    Returns:
+        ``(n_sounds, scene_embedding_size)`` float32, on ``audio``'s device.
+    """
+    emb, _ = get_timestamp_embeddings(audio, model)
+    return emb.mean(dim=1)

@@ -1,0 +1,293 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from lit_mrl.data.datamodule import encode_labels
+from lit_mrl.data.shards import iter_shard, read_info, shard_paths, write_dataset
+from lit_mrl.embed import build_random_module, main
+from lit_mrl.embedding_store import load_split, read_index
+from lit_mrl.methods import SupervisedTaggingModule
+from lit_mrl.models import SmallCNN
+from lit_mrl.models.frontend import LogMelSpectrogram, standardize
+from lit_mrl.timeline import (
+    TimelineEmbedder,
+    cut_windows,
+    track_logmel,
+    window_centres,
+    window_starts,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def two_tracks(tmp_path_factory):
+    """Two 0.5 s clips in one split: for tests that only need the command to run."""
+    root = tmp_path_factory.mktemp("two_tracks")
+    rng = np.random.default_rng(0)
+    clips = [(f"k{i}", rng.uniform(-0.5, 0.5, SR // 2).astype(np.float32), {}) for i in range(2)]
+    write_dataset(root, "two", {"test": clips}, SR)
+    return root
+
+
+def timeline(seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    frames = round(seconds * SR) // 160
+    starts = window_starts(frames, 300, 200)
+    return starts, window_centres(starts, frames, 300, 100.0)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "starts", "centres"),
+    [
+        (1.0, [0], [0.5]),  # padded into one window; stamped at the centre of its audio
+        (3.0, [0], [1.5]),  # exactly one window
+        (10.0, [0, 200, 400, 600, 700], [1.5, 3.5, 5.5, 7.5, 8.5]),  # last one flush with the end
+        (10.5, [0, 200, 400, 600, 750], [1.5, 3.5, 5.5, 7.5, 9.0]),
+    ],
+)
+def test_timeline_of_short_and_medium_tracks(seconds, starts, centres):
+    got_starts, got_centres = timeline(seconds)
+    np.testing.assert_array_equal(got_starts, starts)
+    np.testing.assert_allclose(got_centres, centres)
+
+
+def test_timeline_of_95_s_has_47_windows_every_2_s():
+    starts, centres = timeline(95.0)
+    assert len(starts) == 47
+    np.testing.assert_array_equal(starts, 200 * np.arange(47))  # last start 9200 = 9500 - 300
+    np.testing.assert_allclose(centres, 1.5 + 2.0 * np.arange(47))  # 1.5 ... 93.5 s
+
+
+def test_every_frame_is_covered_and_no_window_passes_the_end():
+    for frames in (301, 499, 500, 501, 1234, 9999):
+        starts = window_starts(frames, 300, 200)
+        assert starts[0] == 0
+        assert starts[-1] + 300 == frames
+        assert np.all(np.diff(starts) <= 200)
+        assert np.all(np.diff(starts) > 0)
+
+
+def test_cut_windows_pads_short_tracks_with_silence_then_standardises():
+    spec = torch.rand(96, 100) + 1.0
+    (window,) = cut_windows(spec, window_starts(100, 300, 200), 300)
+    expected = standardize(torch.cat([spec, torch.zeros(96, 200)], dim=1))
+    torch.testing.assert_close(window, expected)
+    std, mean = torch.std_mean(window)
+    assert abs(mean.item()) < 1e-5
+    assert abs(std.item() - 1.0) < 1e-4
+
+
+def test_cut_windows_takes_the_frames_of_each_start():
+    spec = torch.randn(8, 1000)
+    starts = window_starts(1000, 300, 200)
+    windows = cut_windows(spec, starts, 300)
+    assert windows.shape == (5, 8, 300)
+    torch.testing.assert_close(windows[-1], standardize(spec[:, 700:]))
+
+
+@pytest.mark.parametrize("samples", [200, 900, 3 * SR + 123])
+def test_track_logmel_in_chunks_equals_one_pass(samples):
+    frontend = LogMelSpectrogram()
+    audio = 0.1 * torch.randn(samples, generator=torch.Generator().manual_seed(samples))
+    chunked = track_logmel(frontend, audio, chunk_frames=150)
+    assert chunked.shape == (96, samples // 160)
+    if samples > 1024:  # shorter clips are zero-padded for the reflect padding
+        torch.testing.assert_close(chunked, frontend.logmel(audio[None])[0], atol=1e-4, rtol=1e-4)
+
+
+def tiny_module() -> SupervisedTaggingModule:
+    torch.manual_seed(0)
+    return SupervisedTaggingModule(SmallCNN([4, 8]), num_tags=3, projector_dims=[16]).eval()
+
+
+def per_window_loop(module, audio: torch.Tensor) -> np.ndarray:
+    """The released code's way: one track, one window, batch 1."""
+    spec = module.frontend.logmel(audio[None])[0]
+    out = []
+    for start in window_starts(spec.shape[1], 300, 200):
+        window = spec[:, start : start + 300]
+        window = torch.nn.functional.pad(window, (0, 300 - window.shape[1]))
+        with torch.no_grad():
+            out.append(module.encoder(standardize(window)[None, None])[0])
+    return torch.stack(out).numpy()
+
+
+def test_batched_windows_of_many_tracks_match_a_per_window_loop():
+    module = tiny_module()
+    rng = np.random.default_rng(0)
+    lengths = [1.0, 10.0, 4.2, 0.3, 3.0]
+    audio = [rng.uniform(-0.5, 0.5, int(s * SR)).astype(np.float32) for s in lengths]
+    items = [{"key": f"t{i}", "audio": a, "label": i} for i, a in enumerate(audio)]
+    embedder = TimelineEmbedder(module, batch_windows=3, chunk_seconds=2.0)
+    rows = list(embedder.embed_tracks(iter(items)))
+    assert [r["key"] for r in rows] == ["t0", "t1", "t2", "t3", "t4"]  # input order
+    assert [r["label"] for r in rows] == [0, 1, 2, 3, 4]  # other fields pass through
+    assert [len(r["timeline"]) for r in rows] == [1, 5, 2, 1, 1]
+    for row, clip in zip(rows, audio, strict=True):
+        expected = per_window_loop(module, torch.from_numpy(clip))
+        np.testing.assert_allclose(row["timeline"], expected, atol=1e-4)
+        np.testing.assert_allclose(row["embedding"], row["timeline"].mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(rows[1]["timestamps"], [1.5, 3.5, 5.5, 7.5, 8.5])
+
+
+def test_embedder_rejects_non_finite_audio():
+    audio = np.zeros(SR, dtype=np.float32)
+    audio[10] = np.nan
+    embedder = TimelineEmbedder(tiny_module())
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        list(embedder.embed_tracks([{"key": "bad", "audio": audio}]))
+
+
+def run_embed(args, capsys=None):
+    main([*map(str, args), "--device", "cpu"])
+    return capsys.readouterr().out if capsys else None
+
+
+def test_embed_shards_writes_parts_labels_and_index(tiny_shards, tiny_checkpoint, tmp_path):
+    out = tmp_path / "emb"
+    args = ["--checkpoint", tiny_checkpoint, "--input", tiny_shards, "--out", out]
+    run_embed([*args, "--part-size", 5, "--num-workers", 2])
+    index = read_index(out)
+    info = read_info(tiny_shards)
+    assert index["embed_dim"] == 8
+    assert index["task"] == "multilabel"
+    assert index["vocabulary"] == info.vocabulary
+    assert (index["window_seconds"], index["hop_seconds"], index["sample_rate"]) == (3, 2, 16000)
+    assert index["checkpoint"] == str(Path(tiny_checkpoint).resolve())
+    assert index["model_class"].endswith("SupervisedTaggingModule")
+    assert index["splits"]["train"]["num_samples"] == 16
+    assert len(index["splits"]["train"]["parts"]) == 4  # 5 + 5 + 5 + 1
+    for split in ("train", "valid", "test"):
+        data = load_split(out, split, timeline=True)
+        samples = {
+            s["key"]: s["json"] for p in shard_paths(tiny_shards, split) for s in iter_shard(p)
+        }
+        assert sorted(data.keys) == sorted(samples)
+        for i, key in enumerate(data.keys):
+            label = encode_labels(samples[key], "multilabel", info.vocabulary).numpy()
+            np.testing.assert_array_equal(data.labels[i], label)
+            timeline, stamps = data.track_timeline(i)
+            assert timeline.shape == (1, 8)  # 0.5-1 s clips: one padded window
+            np.testing.assert_allclose(data.embeddings[i], timeline.mean(axis=0), atol=1e-6)
+            assert 0.25 <= stamps[0] <= 0.5
+
+
+def test_rerun_skips_embedded_tracks_and_refills_a_lost_part(
+    tiny_shards, tiny_checkpoint, tmp_path, capsys
+):
+    out = tmp_path / "emb"
+    args = ["--checkpoint", tiny_checkpoint, "--input", tiny_shards, "--out", out]
+    args += ["--splits", "valid", "--part-size", 3, "--num-workers", 0]
+    run_embed(args)
+    first = load_split(out, "valid")
+    (out / "valid-000001.npz").unlink()
+    text = run_embed(args, capsys)
+    assert "valid: 5 tracks already embedded in 2 parts (skipped), 3 to embed" in text
+    again = load_split(out, "valid")
+    assert sorted(again.keys) == sorted(first.keys)  # none lost, none twice
+    order = [first.keys.index(k) for k in again.keys]
+    np.testing.assert_allclose(again.embeddings, first.embeddings[order], atol=1e-6)
+    assert read_index(out)["splits"]["valid"]["parts"][-1] == "valid-000003.npz"
+    assert "0 to embed" in run_embed(args, capsys)
+
+
+def test_rerun_with_other_settings_is_refused(two_tracks, tiny_checkpoint, tmp_path):
+    args = ["--checkpoint", tiny_checkpoint, "--input", two_tracks, "--out", tmp_path]
+    args += ["--num-workers", 0]
+    run_embed(args)
+    with pytest.raises(SystemExit, match=r"hop_seconds=2\.0.*hop_seconds=1\.0"):
+        run_embed([*args, "--hop-seconds", 1])
+
+
+def write_audio_folder(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    (root / "sub").mkdir(parents=True)
+    sf.write(root / "a.wav", rng.uniform(-0.5, 0.5, int(1.5 * SR)), SR)
+    sf.write(root / "sub" / "b.flac", rng.uniform(-0.5, 0.5, 4 * 22050), 22050)  # resampled
+    (root / "c.wav").write_bytes(b"RIFF not really a wav")
+    nan = np.zeros(SR, dtype=np.float32)
+    nan[5] = np.nan
+    sf.write(root / "d.wav", nan, SR, subtype="FLOAT")
+    sf.write(root / "e.wav", np.zeros(50, dtype=np.float32), SR)  # under one frame
+    (root / "notes.txt").write_text("not audio")
+
+
+def test_embed_audio_folder_resamples_and_reports_bad_files(tiny_checkpoint, tmp_path):
+    write_audio_folder(tmp_path / "audio")
+    out = tmp_path / "emb"
+    args = ["--checkpoint", tiny_checkpoint, "--input", tmp_path / "audio", "--out", out]
+    run_embed([*args, "--num-workers", 0])
+    index = read_index(out)
+    assert index["task"] == "none"
+    assert index["input_kind"] == "files"
+    data = load_split(out, "all", timeline=True)
+    assert data.keys == ["a.wav", "sub/b.flac"]
+    assert data.labels.shape == (2, 0)
+    assert len(data.track_timeline(1)[0]) == 2  # 4 s at 22.05 kHz -> 400 frames at 16 kHz
+    errors = {e["key"]: e for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
+    assert set(errors) == {"c.wav", "d.wav", "e.wav"}
+    assert "cannot decode" in errors["c.wav"]["error"]
+    assert "NaN or Inf" in errors["d.wav"]["error"]
+    assert "less than one frame" in errors["e.wav"]["error"]
+    assert errors["c.wav"]["source"] == str((tmp_path / "audio" / "c.wav").resolve())
+
+
+def test_embed_a_list_of_files_reports_missing_ones(tiny_checkpoint, tmp_path):
+    write_audio_folder(tmp_path / "audio")
+    (tmp_path / "list.txt").write_text("# tracks\naudio/a.wav\n\naudio/missing.wav\n")
+    out = tmp_path / "emb"
+    args = ["--checkpoint", tiny_checkpoint, "--input", tmp_path / "list.txt", "--out", out]
+    run_embed([*args, "--num-workers", 0, "--splits", "mine"])
+    assert load_split(out, "mine").keys == ["audio/a.wav"]
+    (error,) = map(json.loads, (out / "errors.jsonl").read_text().splitlines())
+    assert error["key"] == "audio/missing.wav"
+    assert "No such file" in error["error"]
+
+
+def test_shards_at_another_rate_are_refused_naming_both(tiny_checkpoint, tmp_path):
+    clip = np.zeros(8000, dtype=np.float32)
+    write_dataset(tmp_path / "sh", "low", {"test": [("k", clip, {})]}, 8000)
+    with pytest.raises(SystemExit, match=r"8000 Hz.*16000 Hz"):
+        run_embed(["--checkpoint", tiny_checkpoint, "--input", tmp_path / "sh", "--out", tmp_path])
+
+
+def test_random_init_baseline_is_seeded(two_tracks, tmp_path):
+    configs = [ROOT / "configs/pretrain/supervised.yaml", ROOT / "tests/configs/tiny.yaml"]
+    common = ["--input", two_tracks, "--num-workers", 0, "--seed", 0]
+    for name in "ab":
+        run_embed(["--random-init", *configs, "--out", tmp_path / name, *common])
+    a, b = (load_split(tmp_path / n, "test").embeddings for n in "ab")
+    np.testing.assert_array_equal(a, b)
+    weights = [build_random_module(configs, seed, 3).encoder.state_dict() for seed in (0, 0, 1)]
+    for name, value in weights[0].items():
+        torch.testing.assert_close(value, weights[1][name], rtol=0, atol=0)
+    assert any(not torch.equal(v, weights[2][n]) for n, v in weights[0].items())
+    index = read_index(tmp_path / "a")
+    assert index["checkpoint"] is None
+    assert index["seed"] == 0
+    assert index["embed_dim"] == 8
+    assert len(index["random_init"]) == 2
+
+
+def test_embed_is_a_registered_command(capsys):
+    from lit_mrl.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["embed", "--help"])
+    assert exit_info.value.code == 0
+    assert "--checkpoint" in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_embeddings_are_close_to_cpu_float32():
+    module = tiny_module()
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, 7 * SR).astype(np.float32)
+    cpu = next(TimelineEmbedder(module).embed_tracks([{"audio": audio}]))
+    gpu = next(TimelineEmbedder(module, device="cuda", bf16=True).embed_tracks([{"audio": audio}]))
+    np.testing.assert_allclose(gpu["timeline"], cpu["timeline"], rtol=0.05, atol=0.05)
