@@ -382,6 +382,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every clip count")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), help="default: all")
+    parser.add_argument(
+        "--shard",
+        action="store_true",
+        help="also shard every corpus into OUT/shards/<name> (16 kHz) with data_prep.shard",
+    )
     args = parser.parse_args(argv)
     stats = build_corpus(args.out, args.seed, args.scale, args.workers, args.tasks)
     print(f"{'corpus':<12}{'clips':>7}{'audio s':>10}{'classes':>9}  splits")
@@ -389,6 +394,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         splits = " ".join(f"{k}={v}" for k, v in sorted(row["splits"].items()))
         print(f"{name:<12}{row['clips']:>7}{row['seconds']:>10.0f}{row['classes']:>9}  {splits}")
     print(f"manifests in {args.out / 'manifests'}")
+    if args.shard:
+        for name in stats:
+            shard_corpus(args.out, name, TASKS[name].task, args.workers)
+
+
+def shard_corpus(out: Path, name: str, task: str, workers: int) -> None:
+    """Shard one demo corpus into ``out/shards/<name>`` (resumes if already there).
+
+    Raises:
+        RuntimeError: the sharder could not use every clip.
+    """
+    from data_prep import shard
+
+    manifests = out / "manifests"
+    code = shard.main(
+        [
+            "--manifest", str(manifests / f"{name}.jsonl"),
+            "--out", str(out / "shards" / name),
+            "--dataset", name,
+            "--task", task,
+            "--vocabulary", str(manifests / f"{name}.vocab.txt"),
+            "--workers", str(workers),
+        ]
+    )  # fmt: skip
+    if code != 0:
+        raise RuntimeError(f"sharding {name} failed (exit {code}); see {out / 'shards' / name}")
 
 
 if __name__ == "__main__":
