@@ -1,0 +1,210 @@
+"""Many probes of one shape trained as one batched ensemble on shared minibatches.
+
+Member ``e`` of an ensemble is exactly the probe :class:`~lit_mrl.probe.ProbeModule`
+would train with the same shape, dropout, L2, learning rate and seeds: the same
+initial weights, the same minibatches, the same loss (members' losses are summed,
+so each member's gradient is its own) and L2 term, Adam with the member's own
+learning rate and the same warm-up/cosine schedule. Only dropout masks are drawn
+differently, and matrix products sum in another order (differences of float rounding).
+"""
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.optim import SGD
+
+from lit_mrl.data.embeddings import EmbeddingTensors, ShuffledBatches
+from lit_mrl.losses import probe_loss
+from lit_mrl.models.heads import MLPHead
+from lit_mrl.probe import ADAM_EPS, Task
+from lit_mrl.schedules import WarmupCosineLR
+
+
+class EnsembleMLP(nn.Module):
+    """``E`` MLP probes of one shape with stacked weights: ``(B, D)`` -> ``(E, B, K)``.
+
+    Layer ``l`` holds ``weights[l]`` ``(E, in, out)`` and ``biases[l]`` ``(E, 1, out)``.
+
+    Args:
+        heads: ``E`` heads of identical shape whose current weights are copied (the
+            same head may be repeated).
+        dropout: ``(E,)`` drop probability of each member after each hidden layer.
+    """
+
+    def __init__(self, heads: Sequence[MLPHead], dropout: Tensor) -> None:
+        super().__init__()
+        layers = [head.linears() for head in heads]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([lin[i].weight.detach().T for lin in layers]))
+            for i in range(len(layers[0]))
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([lin[i].bias.detach()[None] for lin in layers]))
+            for i in range(len(layers[0]))
+        )
+        self.register_buffer("keep", (1.0 - dropout.float()).view(-1, 1, 1))
+
+    @property
+    def num_members(self) -> int:
+        """Ensemble size E."""
+        return self.weights[0].shape[0]
+
+    def kernels(self) -> list[Tensor]:
+        """The stacked kernels ``(E, in, out)``, input to output (for the L2 penalty)."""
+        return list(self.weights)
+
+    def forward(self, emb: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Map ``(B, D)`` embeddings to ``(E, B, K)`` outputs (dropout in training mode only)."""
+        # (B, D) -> (E, B, D) as a stride-0 view (no copy), then (E, B, D) @ (E, D, H).
+        hidden = torch.baddbmm(
+            self.biases[0], emb.expand(self.num_members, *emb.shape), self.weights[0]
+        )
+        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
+            hidden = hidden.relu_()
+            if self.training:
+                # In place on the mask: these (E, B, H) passes are memory-bound on CPU.
+                mask = torch.rand(hidden.shape, generator=generator, device=hidden.device)
+                hidden = hidden * mask.lt_(self.keep).div_(self.keep)
+            hidden = torch.baddbmm(bias, hidden, weight)
+        return hidden
+
+
+class StackedAdam:
+    """Adam with Keras-style L2 on stacked ``(E, ...)`` parameters, one LR per member.
+
+    The L2 term's gradient ``2 * weight_decay * W`` is added to the kernels' gradients
+    here rather than through autograd (the same value, without a pass over the loss
+    graph). Updates run in cache-sized chunks of members; a chunk of one member uses
+    exactly ``torch.optim.Adam``'s arithmetic (single-tensor path), so a member follows
+    the trajectory its own ``torch.optim.Adam`` would.
+
+    Args:
+        kernels: stacked kernels ``(E, in, out)`` (L2-regularised).
+        biases: stacked biases ``(E, 1, out)``.
+        weight_decay: ``(E,)`` L2 factor of each member.
+        betas: Adam's moment decay rates.
+        eps: added to the root of the second moment.
+        chunk_elements: about how many elements of a parameter to update at once.
+    """
+
+    def __init__(
+        self,
+        kernels: list[Tensor],
+        biases: list[Tensor],
+        weight_decay: Tensor,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = ADAM_EPS,
+        chunk_elements: int = 2**18,
+    ) -> None:
+        self.params = [*kernels, *biases]
+        self.l2 = [2.0 * weight_decay.float().to(p.device) for p in kernels] + [None] * len(biases)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.betas = betas
+        self.eps = eps
+        self.chunk_elements = chunk_elements
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        """Drop the parameters' gradients."""
+        for param in self.params:
+            param.grad = None
+
+    @torch.no_grad()
+    def step(self, lr: Tensor) -> None:
+        """One update with ``(E,)`` float64 learning rates."""
+        self.steps += 1
+        step_size = lr / (1 - self.betas[0] ** self.steps)  # (E,) float64, like torch's scalar
+        for param, l2, exp_avg, exp_avg_sq in zip(
+            self.params, self.l2, self.exp_avg, self.exp_avg_sq, strict=True
+        ):
+            chunk = max(1, self.chunk_elements // param[0].numel())
+            for start in range(0, len(param), chunk):
+                part = slice(start, start + chunk)
+                grad = param.grad[part]
+                if l2 is not None:
+                    grad.addcmul_(param[part], l2[part].view(-1, 1, 1))  # + 2 * wd * W
+                self._update(param[part], grad, exp_avg[part], exp_avg_sq[part], step_size[part])
+
+    def _update(
+        self, param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step_size: Tensor
+    ) -> None:
+        beta1, beta2 = self.betas
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = exp_avg_sq.sqrt().div_((1 - beta2**self.steps) ** 0.5).add_(self.eps)
+        if len(step_size) == 1:
+            param.addcdiv_(exp_avg, denom, value=-step_size.item())
+        else:  # p -= step * m / denom, as p -= m / (denom / step)
+            step = step_size.to(denom.device, torch.float32).view(-1, *[1] * (denom.dim() - 1))
+            param.addcdiv_(exp_avg, denom.div_(step), value=-1.0)
+
+
+def lr_factors(warmup_steps: int, total_steps: int) -> list[float]:
+    """LR multiplier of each step, read off :class:`~lit_mrl.schedules.WarmupCosineLR`."""
+    optimizer = SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = WarmupCosineLR(optimizer, warmup_steps=warmup_steps, total_steps=total_steps)
+    factors = []
+    for _ in range(total_steps):
+        factors.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    return factors
+
+
+def fit_ensemble(
+    ensemble: EnsembleMLP,
+    train: EmbeddingTensors,
+    task: Task,
+    lr: Tensor,
+    weight_decay: Tensor,
+    steps: int,
+    warmup_steps: int,
+    batch_size: int,
+    seed: int,
+) -> Tensor:
+    """Train every member for ``steps`` steps on shared minibatches.
+
+    Args:
+        ensemble: the members, on the device to train on.
+        train: training embeddings and labels.
+        task: loss of the task (see :func:`~lit_mrl.losses.probe_loss`).
+        lr: ``(E,)`` peak learning rates.
+        weight_decay: ``(E,)`` L2 factors.
+        steps: optimisation steps (warm-up plus cosine decay to 0).
+        warmup_steps: steps of linear warm-up.
+        batch_size: embeddings per minibatch.
+        seed: seed of the data order (:class:`~lit_mrl.data.embeddings.ShuffledBatches`)
+            and of the dropout masks.
+
+    Returns:
+        ``(E,)`` task loss (without the L2 term) of each member on the last step.
+    """
+    device = ensemble.weights[0].device
+    embeddings, labels = train.embeddings.to(device), train.labels.to(device)
+    batches = ShuffledBatches(len(train), batch_size, seed)
+    masks = torch.Generator(device).manual_seed(seed)
+    optimizer = StackedAdam(ensemble.kernels(), list(ensemble.biases), weight_decay)
+    peak, factors = lr.double(), lr_factors(warmup_steps, steps)
+    ensemble.train()
+    loss = torch.zeros(ensemble.num_members)
+    while optimizer.steps < steps:
+        for index in batches:
+            index = index.to(device)
+            loss = probe_loss(ensemble(embeddings[index], generator=masks), labels[index], task)
+            optimizer.zero_grad()
+            loss.sum().backward()  # members are independent: each gets its own gradient
+            optimizer.step(peak * factors[optimizer.steps])
+            if optimizer.steps == steps:
+                break
+    return loss.detach().cpu()
+
+
+@torch.no_grad()
+def predict_ensemble(ensemble: EnsembleMLP, embeddings: Tensor, batch_size: int = 4096) -> Tensor:
+    """``(E, N, K)`` outputs of every member (eval mode) for ``(N, D)`` embeddings, on CPU."""
+    ensemble.eval()
+    device = ensemble.weights[0].device
+    parts = [ensemble(chunk.to(device)).cpu() for chunk in embeddings.split(batch_size)]
+    return torch.cat(parts, dim=1)

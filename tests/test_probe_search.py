@@ -1,0 +1,226 @@
+import csv
+import json
+import math
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from lit_mrl.cli import main as cli_main
+from lit_mrl.data.embeddings import EmbeddingDataModule, write_arrays
+from lit_mrl.embedding_store import write_index
+from lit_mrl.metrics import score_predictions
+from lit_mrl.probe import ProbeModule
+from lit_mrl.probe_grid import GRIDS, Grid, load_grid
+from lit_mrl.probe_search import main, run_search, select_best
+
+KEYS = sorted(
+    f"{t} {m}"
+    for t in ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+    for m in ("major", "minor")
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Toy-sized probes: one thread, as OpenMP barriers stall when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def noisy_embeddings(root, task, dim=16, num_outputs=4, sizes=(200, 100, 100), noise=2.0, seed=0):
+    """Overlapping Gaussian clusters, so configs differ in (continuous) validation metrics."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((num_outputs, dim))
+    projection = rng.standard_normal((dim, num_outputs)) / np.sqrt(dim)
+    for split, size in zip(("train", "valid", "test"), sizes, strict=True):
+        classes = rng.integers(0, num_outputs, size)
+        emb = centres[classes] + noise * rng.standard_normal((size, dim))
+        labels = {
+            "multiclass": classes,
+            "multilabel": (
+                np.eye(num_outputs)[classes] + (rng.random((size, num_outputs)) < 0.1)
+            ).clip(0, 1),
+            "regression": emb @ projection + 0.3 * rng.standard_normal((size, num_outputs)),
+        }[task]
+        write_arrays(root, split, emb, labels)
+    names = KEYS if num_outputs == 24 else [f"out{i}" for i in range(num_outputs)]
+    write_index(root, {"embed_dim": dim, "task": task, "vocabulary": names, "input": "/data/toy"})
+    return root
+
+
+def one_by_one(data, grid, steps, warmup, seed):
+    """Each config as its own ProbeModule through Lightning: (val preds, val metrics) per config."""
+    valid = data.load("val")
+    results = []
+    for config in grid.configs():
+        probe = ProbeModule(
+            data.task, len(data.vocabulary), in_dim=data.embed_dim, hidden_dims=list(config.hidden_dims),
+            dropout=config.dropout, weight_decay=config.weight_decay, lr=config.lr,
+            warmup_steps=warmup, max_steps=steps, init_seed=seed,
+        )  # fmt: skip
+        single = EmbeddingDataModule(str(data.root), batch_size=data.batch_size, seed=seed)
+        L.Trainer(
+            accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+        ).fit(probe, single)  # fmt: skip
+        with torch.no_grad():
+            preds = probe.eval().head(valid.embeddings)
+        results.append((preds, score_predictions(data.task, preds, valid.labels)[0]))
+    return results
+
+
+def test_grids_have_the_documented_sizes():
+    paper = GRIDS["paper"].configs()
+    assert len(paper) == 4 * 3 + 5 * 4 * 4 * 3 == 252
+    assert len(GRIDS["small"].configs()) == 32
+    linear = [c for c in paper if not c.hidden_dims]
+    assert {c.dropout for c in linear} == {0.0}
+    assert len(set(paper)) == len(paper)
+
+
+def test_grid_from_a_yaml_file(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "hidden_dims: [[], [64, 64]]\ndropout: [0.5]\nweight_decay: [0]\nlr: [1e-3, 1e-2]\n"
+    )
+    grid = load_grid(str(path))
+    assert grid.hidden_dims == ((), (64, 64))
+    assert len(grid.configs()) == 4
+    path.write_text("hidden_dims: [[]]\n")
+    with pytest.raises(ValueError, match="exactly the lists"):
+        load_grid(str(path))
+
+
+def test_ensemble_matches_one_by_one_training_without_dropout(tmp_path):
+    """Same init, data order and optimiser per member: predictions agree to float rounding."""
+    data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "multilabel")), batch_size=32)
+    grid = Grid(hidden_dims=((), (8,)), dropout=(0.0,), weight_decay=(0.0, 1e-3), lr=(1e-3, 1e-2))
+    steps, warmup, seed = 30, 5, 7
+    search = run_search(data, grid, steps, warmup, seeds=[seed], progress=lambda _: None)
+    reference = one_by_one(data, grid, steps, warmup, seed)
+    for config, (_, expected) in zip(search["configs"], reference, strict=True):
+        for name, value in expected.items():
+            assert config["val"][name] == pytest.approx(value, abs=1e-5), (config, name)
+    rank = ("roc_auc", "pr_auc")
+    assert search["selected"] == select_best([r[1] for r in reference], rank)
+
+
+def test_ensemble_predictions_equal_the_probe_module(tmp_path):
+    from lit_mrl.ensemble import EnsembleMLP, fit_ensemble, predict_ensemble
+    from lit_mrl.models.heads import seeded_mlp_head
+
+    data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "regression")), batch_size=32)
+    grid = Grid(hidden_dims=((8, 8),), dropout=(0.0,), weight_decay=(0.0, 1e-3), lr=(3e-3,))
+    reference = one_by_one(data, grid, 25, 3, seed=1)
+    ensemble = EnsembleMLP([seeded_mlp_head(16, 4, [8, 8], 0.0, 1)] * 2, torch.zeros(2))
+    fit_ensemble(
+        ensemble, data.load("train"), "regression", lr=torch.tensor([3e-3, 3e-3], dtype=torch.float64),
+        weight_decay=torch.tensor([0.0, 1e-3]), steps=25, warmup_steps=3, batch_size=32, seed=1,
+    )  # fmt: skip
+    preds = predict_ensemble(ensemble, data.load("val").embeddings)
+    for e, (expected, _) in enumerate(reference):
+        torch.testing.assert_close(preds[e], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_ensemble_selection_matches_one_by_one_with_dropout(tmp_path):
+    """Dropout masks differ, but on a clear problem the same config wins."""
+    data = EmbeddingDataModule(
+        str(noisy_embeddings(tmp_path, "regression", noise=1.0)), batch_size=32
+    )
+    grid = Grid(hidden_dims=((32,),), dropout=(0.1, 0.9), weight_decay=(0.0,), lr=(1e-4, 1e-2))
+    search = run_search(data, grid, 60, 5, seeds=[0], progress=lambda _: None)
+    reference = one_by_one(data, grid, 60, 5, seed=0)
+    best = select_best([r[1] for r in reference], ("r2",))
+    assert search["selected"] == best
+    assert grid.configs()[best].lr == 1e-2
+    assert grid.configs()[best].dropout == 0.1
+    assert search["val"]["r2"] == pytest.approx(reference[best][1]["r2"], abs=0.05)
+
+
+def test_chunked_ensembles_equal_one_ensemble(tmp_path):
+    data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "multiclass")), batch_size=50)
+    grid = Grid(hidden_dims=((16,),), dropout=(0.0,), weight_decay=(0.0, 1e-4), lr=(1e-3, 1e-2))
+    whole = run_search(data, grid, 20, 2, seeds=[0], progress=lambda _: None)
+    one_each = run_search(data, grid, 20, 2, seeds=[0], max_params=1, progress=lambda _: None)
+    assert whole["selected"] == one_each["selected"]
+    for a, b in zip(whole["configs"], one_each["configs"], strict=True):
+        assert a["val"] == pytest.approx(b["val"], abs=1e-6)
+
+
+def test_select_best_breaks_ties_by_the_next_metric_then_grid_order():
+    val = [
+        {"roc_auc": 0.9, "pr_auc": 0.3},
+        {"roc_auc": 0.9, "pr_auc": 0.4},
+        {"roc_auc": math.nan, "pr_auc": 0.9},
+        {"roc_auc": 0.9, "pr_auc": 0.4},
+    ]
+    assert select_best(val, ("roc_auc", "pr_auc")) == 1
+
+
+def test_probe_command_writes_results(tmp_path, capsys):
+    root = noisy_embeddings(tmp_path / "emb", "multiclass", num_outputs=5)
+    out = tmp_path / "out"
+    results = main([
+        "--embeddings", str(root), "--grid", "small", "--epochs", "2", "--batch-size", "64",
+        "--seeds", "0", "1", "--out", str(out), "--model-name", "toy",
+    ])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "test/accuracy:" in printed
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["task"] == "multiclass"
+    assert saved["task_name"] == "toy"  # the name of index.json's input folder
+    assert saved["model_name"] == "toy"
+    assert saved["num_configs"] == len(saved["configs"]) == 32
+    assert saved["steps"] == 2 * math.ceil(200 / 64)
+    assert saved["seeds"] == [0, 1]
+    assert len(saved["test_per_seed"]) == 2
+    assert saved["selected_config"]["id"] == saved["selected"] == results["selected"]
+    assert set(saved["test"]) == {"accuracy", "macro_accuracy"}
+    assert all(len(c["val_per_seed"]) == 2 for c in saved["configs"])
+    with open(out / "grid.csv") as f:
+        grid_rows = list(csv.DictReader(f))
+    assert len(grid_rows) == 32
+    assert sum(int(r["selected"]) for r in grid_rows) == 1
+    with open(out / "per_class.csv") as f:
+        per_class = list(csv.DictReader(f))
+    assert [r["class"] for r in per_class] == [f"out{i}" for i in range(5)]
+    assert set(per_class[0]) == {"class", "accuracy"}
+
+
+def test_probe_command_reads_a_probe_config_and_scores_keys(tmp_path):
+    root = noisy_embeddings(tmp_path / "emb", "multiclass", num_outputs=24, noise=0.5)
+    config = tmp_path / "probe.yaml"
+    config.write_text(
+        "model:\n  class_path: lit_mrl.probe.ProbeModule\n  init_args:\n    task: multiclass\n"
+        "    num_outputs: 24\n    metric: mirex_key\n    warmup_steps: 2\n    max_steps: 9\n"
+        f"data:\n  class_path: lit_mrl.data.embeddings.EmbeddingDataModule\n  init_args:\n"
+        f"    root: {root}\n    batch_size: 100\n"
+    )
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("hidden_dims: [[]]\ndropout: [0.5]\nweight_decay: [0]\nlr: [1e-3, 3e-2]\n")
+    results = main(
+        ["--config", str(config), "--grid", str(grid), "--out", str(tmp_path / "o"), "--no-wandb"]
+    )
+    assert (results["steps"], results["warmup_steps"], results["batch_size"]) == (9, 2, 100)
+    assert results["primary_metric"] == "mirex_key"
+    assert results["test"]["mirex_key"] >= results["test"]["accuracy"]
+    assert results["grid"]["name"] == "grid"
+
+
+def test_probe_command_refuses_a_config_of_another_task(tmp_path):
+    root = noisy_embeddings(tmp_path / "emb", "regression")
+    config = tmp_path / "probe.yaml"
+    config.write_text("model:\n  init_args:\n    task: multilabel\n")
+    with pytest.raises(ValueError, match=r"task=multilabel .* regression"):
+        main(["--config", str(config), "--embeddings", str(root), "--no-wandb"])
+
+
+def test_probe_help_through_python_m_lit_mrl(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["probe", "--help"])
+    assert exit_info.value.code == 0
+    assert "--embeddings" in capsys.readouterr().out
