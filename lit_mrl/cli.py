@@ -12,13 +12,15 @@ import os
 import sys
 from pathlib import Path
 
-from lightning import LightningModule, Trainer
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-import lit_mrl.methods  # noqa: F401  (short class names in configs resolve)
+import lit_mrl.data.datamodule
+import lit_mrl.data.embeddings
+import lit_mrl.methods
+import lit_mrl.probe  # noqa: F401
 from lit_mrl import __version__
-from lit_mrl.data import ShardDataModule
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # name -> (module with a main(args) function, one-line description)
@@ -29,6 +31,7 @@ TOOL_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "probe": ("lit_mrl.probe_search", "grid-search probes on embeddings, select on val, test"),
     "report": ("lit_mrl.report", "tasks x models results table (markdown, CSV, PNG)"),
+    "demo": ("lit_mrl.demo", "the whole pipeline on an offline toy corpus, on CPU"),
 }
 
 
@@ -69,27 +72,33 @@ class LitMRLCLI(LightningCLI):
             os.environ["WANDB_MODE"] = "offline"
         config = self.config[self.subcommand] if self.subcommand else self.config
         model, data = config.model, config.data
-        if not (data and data.get("root") and _accepts(model.class_path, "num_tags")):
+        root = data.init_args.get("root") if data and data.get("init_args") else None
+        if root is None or not _accepts(model.class_path, "num_tags"):
             return
         from lit_mrl.data.shards import read_info
 
-        vocab_size = len(read_info(data.root).vocabulary)
+        vocab_size = len(read_info(root).vocabulary)
         given = model.init_args.get("num_tags")
         if given is None:
             model.init_args.num_tags = vocab_size
         elif given != vocab_size:
             raise ValueError(
-                f"model.init_args.num_tags={given} but the data at {data.root} has "
+                f"model.init_args.num_tags={given} but the data at {root} has "
                 f"{vocab_size} labels in info.json"
             )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Shards by default; a config may name another data module (e.g. cached embeddings).
+        parser.set_defaults({"data": {"class_path": "lit_mrl.data.ShardDataModule"}})
 
 
 def make_cli(args: list[str] | None = None, run: bool = True) -> LitMRLCLI:
     """Build (and by default run) the Lightning CLI on ``args``."""
     return LitMRLCLI(
         LightningModule,
-        ShardDataModule,
+        LightningDataModule,
         subclass_mode_model=True,
+        subclass_mode_data=True,
         save_config_callback=WandbConfigCallback,
         save_config_kwargs={"overwrite": True},
         args=args,
