@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def _wandb(trainer: L.Trainer) -> WandbLogger | None:
@@ -41,7 +41,8 @@ class SpectrogramLogger(L.Callback):
         with torch.no_grad():
             spec = pl_module.frontend(views.flatten(0, 1)).float().cpu()  # (n * V, F, frames)
         fig, axes = plt.subplots(1, len(spec), figsize=(3 * len(spec), 2.6), squeeze=False)
-        for ax, image, key in zip(axes[0], spec, [k for k in batch["key"] for _ in views[0]]):
+        keys = [k for k in batch["key"][: len(views)] for _ in range(views.shape[1])]
+        for ax, image, key in zip(axes[0], spec, keys, strict=True):
             ax.imshow(image, origin="lower", aspect="auto", cmap="magma")
             ax.set_title(key[:24], fontsize=8)
             ax.set_xlabel("frame (10 ms)")

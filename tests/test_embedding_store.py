@@ -42,7 +42,7 @@ def test_parts_round_trip_exactly(tmp_path):
 def test_missing_split_and_index_name_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="valid"):
         load_split(tmp_path, "valid")
-    with pytest.raises(FileNotFoundError, match="index.json"):
+    with pytest.raises(FileNotFoundError, match=r"index\.json"):
         read_index(tmp_path)
     write_index(tmp_path, {"embed_dim": 4})
     assert read_index(tmp_path) == {"format_version": 1, "embed_dim": 4}
