@@ -4,9 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
+SHARDS ?= shards
+EVAL_OUT ?= eval_out
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test test-all demo smoke bench clean
+.PHONY: help install lint format test test-all demo eval bench clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -35,13 +37,26 @@ test: $(STAMP)  ## fast test suite (includes the end-to-end CLI test)
 test-all: $(STAMP)  ## every test, slow ones included
 	$(PY) -m pytest -m ""
 
-demo: $(STAMP)  ## build demo audio, shard it, pre-train on CPU (offline W&B)
-	$(PY) -m data_prep.demo --out $(DEMO_DIR)
-	$(PY) -m lit_mrl fit -c configs/demo/pretrain_supervised.yaml --data.root $(DEMO_DIR)/shards/pretrain
+demo: $(STAMP)  ## the whole pipeline on an offline toy corpus, CPU (DEMO_DIR=demo_out)
+	$(PY) -m lit_mrl demo --out $(DEMO_DIR)
 
-bench: $(STAMP)  ## run the benchmarks under bench/
-	$(PY) -m bench.run
+eval: $(STAMP)  ## embed + probe + report CKPT on every task prepared under SHARDS
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/last.ckpt [SHARDS=shards] [EVAL_OUT=eval_out]"; exit 2; }
+	@for cfg in configs/probe/*.yaml; do \
+	  task=$$(basename $$cfg .yaml); \
+	  [ -f $(SHARDS)/$$task/info.json ] || { echo "skipping $$task: no $(SHARDS)/$$task/info.json"; continue; }; \
+	  $(PY) -m lit_mrl embed --checkpoint $(CKPT) --input $(SHARDS)/$$task --out $(EVAL_OUT)/embeddings/$$task && \
+	  $(PY) -m lit_mrl probe --config $$cfg --embeddings $(EVAL_OUT)/embeddings/$$task \
+	    --out $(EVAL_OUT)/results/$$task --model-name $$(basename $(CKPT) .ckpt) || exit 1; \
+	done
+	$(PY) -m lit_mrl report $(EVAL_OUT)/results --paper --out $(EVAL_OUT)/report.md \
+	  --csv $(EVAL_OUT)/report.csv --png $(EVAL_OUT)/report.png
+
+bench: $(STAMP)  ## run the CPU benchmarks under bench/ (figures: bench/README.md)
+	$(PY) -m bench.encoder_throughput --variant tiny --batch-size 64 --steps 10 --warmup 2
+	$(PY) -m bench.embed_speed --tracks 16 --seconds 30 --encoder sfnfnet-tiny
+	$(PY) -m bench.probe_search
 
 clean:  ## remove run outputs and caches
-	rm -rf lightning_logs wandb runs .pytest_cache .ruff_cache $(DEMO_DIR)
+	rm -rf lightning_logs wandb runs .pytest_cache .ruff_cache $(DEMO_DIR) $(EVAL_OUT)
 	find . -name __pycache__ -not -path './$(VENV)/*' -exec rm -rf {} +
