@@ -55,6 +55,9 @@ def pretrain(out: Path, shards: Path, method: str, extra: list[str]) -> Path:
         *extra,
     ]  # fmt: skip
     trained = cli.make_cli(args).trainer.checkpoint_callback.last_model_path
+    import wandb
+
+    wandb.finish()  # Lightning leaves the run open; the next training gets its own
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(trained, last)  # a fixed path marks the step done
     return last

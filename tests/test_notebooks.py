@@ -1,0 +1,175 @@
+"""Run notebooks/*.ipynb on a tiny synthetic demo_out folder built here (no demo run needed)."""
+
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lit_mrl.embedding_store import part_name, write_index, write_part
+from lit_mrl.probe_results import write_results
+from lit_mrl.report import build_table, to_markdown, write_csv
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+TASKS = {
+    "instrument": ("multiclass", ["brass", "guitar", "piano"]),
+    "tags": ("multilabel", ["bass", "drums", "fast", "slow"]),
+}
+MODELS = {"random": 2.0, "supervised": 0.3, "contrastive": 0.6}  # embedding noise per model
+SPLITS = {"train": 12, "valid": 6, "test": 6}
+EMBED_DIM, SAMPLE_RATE = 8, 22050
+
+
+def make_labels(rng, task, vocabulary, count):
+    if task == "multiclass":
+        return [np.int64(i % len(vocabulary)) for i in range(count)]
+    return [(rng.random(len(vocabulary)) < 0.5).astype(np.float32) for _ in range(count)]
+
+
+def write_embeddings(out, name, task, vocabulary, labels, rng):
+    """Per model: class centres (or the sum of tag centres) plus model-dependent noise."""
+    centres = rng.standard_normal((len(vocabulary), EMBED_DIM))
+    for model, noise in MODELS.items():
+        root = out / "embeddings" / model / name
+        splits = {}
+        for split, rows_labels in labels.items():
+            rows = []
+            for i, label in enumerate(rows_labels):
+                hot = np.eye(len(vocabulary))[label] if task == "multiclass" else label
+                timeline = hot @ centres + noise * rng.standard_normal((2, EMBED_DIM))
+                rows.append({
+                    "key": f"{name}_{split}_{i:03d}", "embedding": timeline.mean(0),
+                    "label": label, "timeline": timeline, "timestamps": np.array([0.5, 1.5]),
+                })  # fmt: skip
+            write_part(root, split, 0, rows)
+            splits[split] = {"num_samples": len(rows), "parts": [part_name(split, 0)]}
+        write_index(root, {
+            "embed_dim": EMBED_DIM, "task": task, "vocabulary": vocabulary, "splits": splits,
+            "encoder_class": "tests.TinyEncoder",
+        })  # fmt: skip
+
+
+def probe_result(name, task, vocabulary, model, score):
+    """A results.json dict as lit_mrl.probe_search writes it (one config, one seed)."""
+    metrics = ["accuracy", "macro_accuracy"] if task == "multiclass" else ["roc_auc", "pr_auc"]
+    test = dict.fromkeys(metrics, score)
+    config = {"id": 0, "hidden_dims": [], "dropout": 0.0, "weight_decay": 0.0, "lr": 1e-3}
+    config |= {"val": test, "val_per_seed": [test]}
+    per_class = {m: [score] * (len(vocabulary) - 1) + [math.nan] for m in metrics[:1]}
+    if task == "multilabel":
+        per_class["pr_auc"] = per_class["roc_auc"]
+    return {
+        "task": task, "task_name": f"demo-{name}", "model_name": model, "metric": None,
+        "primary_metric": metrics[0], "num_samples": {"train": 12, "val": 6, "test": 6},
+        "class_names": vocabulary, "selected_config": config, "configs": [config],
+        "selected": 0, "val": test, "test": test, "test_std": dict.fromkeys(metrics, 0.0),
+        "test_per_seed": [test], "per_class": per_class,
+    }  # fmt: skip
+
+
+def write_audio(out, name, labels):
+    """0.25 s sines at the demo sample rate and the manifest that points at them."""
+    manifest = out / "data" / "manifests" / f"{name}.jsonl"
+    (out / "data" / "audio" / name).mkdir(parents=True)
+    manifest.parent.mkdir(parents=True)
+    t = np.arange(SAMPLE_RATE // 4) / SAMPLE_RATE
+    with open(manifest, "w") as f:
+        for split, rows_labels in labels.items():
+            for i, label in enumerate(rows_labels):
+                key = f"{name}_{split}_{i:03d}"
+                audio = 0.3 * np.sin(2 * np.pi * 220 * (1 + int(label)) * t)
+                sf.write(out / "data" / "audio" / name / f"{key}.flac", audio, SAMPLE_RATE)
+                line = {"path": f"../audio/{name}/{key}.flac", "split": split, "key": key}
+                f.write(json.dumps(line | {"labels": [str(label)], "track_id": key}) + "\n")
+
+
+def write_offline_runs(runs):
+    """What WandbLogger logs for each method, and a run holding two fits (step restarts at 0)."""
+    import wandb
+
+    for name, method, fits in [
+        ("demo-supervised", "SupervisedTaggingModule", 1),
+        ("demo-contrastive", "ContrastiveModule", 1),
+        ("demo-both", "ContrastiveModule", 2),
+    ]:
+        run = wandb.init(project="lit_mrl", name=name, dir=str(runs), mode="offline")
+        run.config.update({"model": {"class_path": f"lit_mrl.methods.{method}"}})
+        for step in [s for _ in range(fits) for s in range(30)]:
+            run.log({"train/loss": 2 / (step + 1), "train/lr": 1e-3, "trainer/global_step": step})
+            if step % 10 == 9:
+                run.log({"val/loss": 0.1, "epoch": step // 10, "trainer/global_step": step})
+        run.finish()
+    wandb.teardown()  # finish() can return before the service has flushed the files
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    """A demo_out folder in the layout of `python -m lit_mrl demo`, a few kB of everything."""
+    out = tmp_path_factory.mktemp("demo_out")
+    rng = np.random.default_rng(0)
+    results = []
+    for name, (task, vocabulary) in TASKS.items():
+        labels = {s: make_labels(rng, task, vocabulary, n) for s, n in SPLITS.items()}
+        write_embeddings(out, name, task, vocabulary, labels, rng)
+        for score, model in enumerate(MODELS):
+            result = probe_result(name, task, vocabulary, model, 0.4 + 0.2 * score)
+            write_results(result, out / "results" / model / name)
+            results.append(result)
+        if task == "multiclass":
+            write_audio(out, name, labels)
+    table = build_table(results)
+    write_csv(table, out / "report.csv")
+    (out / "report.md").write_text(to_markdown(table, []))
+    (out / "runs").mkdir()
+    write_offline_runs(out / "runs")
+    return out
+
+
+@pytest.fixture(scope="module")
+def kernel_name(tmp_path_factory):
+    """A kernel spec that runs this interpreter, found before any user-installed `python3`."""
+    from ipykernel.kernelspec import write_kernel_spec
+
+    jupyter_path = tmp_path_factory.mktemp("jupyter")
+    write_kernel_spec(jupyter_path / "kernels" / "lit-mrl-test")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PATH", str(jupyter_path))
+        yield "lit-mrl-test"
+
+
+def test_notebooks_are_committed_without_outputs():
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    assert [p.name for p in paths] == ["01_results.ipynb", "02_embeddings.ipynb"]
+    for path in paths:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [], f"{path.name} has outputs: strip them (nbstripout)"
+                assert cell.execution_count is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # one panel per fit: 2 runs of 1 fit and 1 run holding 2 fits
+        ("01_results.ipynb", ["ContrastiveModule, 66 history rows, 2 fit(s)", "1 fit(s)"]),
+        ("02_embeddings.ipynb", ["agreement@5", "<audio"]),  # players: the audio was found
+    ],
+)
+def test_notebook_runs_on_demo_outputs(name, expected, demo_out, kernel_name, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("LIT_MRL_DEMO_OUT", str(demo_out))
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)  # executed in memory, never written back
+    client = NotebookClient(
+        nb, kernel_name=kernel_name, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
+    client.execute()  # raises CellExecutionError with the failing cell's traceback
+    outputs = json.dumps([cell.get("outputs", []) for cell in nb.cells])
+    assert "image/png" in outputs
+    for text in expected:
+        assert text in outputs
+    assert "skipped" not in outputs
+    assert "unfinished" not in outputs
