@@ -558,3 +558,43 @@ def test_msd_label_matrix_must_match_ids(tmp_path, capsys):
     assert_metadata_error(
         capsys, run(msd, *args, "--out", tmp_path / "out"), "audio_paths.tsv:2: expected"
     )
+
+
+# ------------------------------------------------- adapters -> embed -> probe
+
+
+@pytest.mark.parametrize("dataset", ["gtzan", "emomusic"])
+def test_adapter_shards_feed_embed_and_probe(tmp_path, dataset):
+    """What an adapter writes is what `embed` and `probe` consume, end to end."""
+    from lit_mrl import embed, probe_search
+
+    out = tmp_path / "shards"
+    if dataset == "gtzan":
+        files = write_gtzan(tmp_path / "gtzan")
+        assert run(gtzan, *gtzan_args(tmp_path / "gtzan", files, out)) == 0
+    else:
+        write_emomusic(tmp_path / "emo")
+        assert (
+            run(emomusic, "--root", tmp_path / "emo", "--out", out, "--valid-fraction", "0.5") == 0
+        )
+    root = Path(__file__).resolve().parent.parent
+    embed.main(
+        [
+            "--random-init", str(root / "configs/demo/contrastive.yaml"), "--seed", "0",
+            "--input", str(out), "--out", str(tmp_path / "emb"), "--num-workers", "0",
+        ]
+    )  # fmt: skip
+    results = tmp_path / "results"
+    probe_search.main(
+        [
+            "--embeddings",
+            str(tmp_path / "emb"),
+            "--out",
+            str(results),
+            "--epochs",
+            "2",
+            "--no-wandb",
+        ]
+    )
+    test_metrics = json.loads((results / "results.json").read_text())["test"]
+    assert ("accuracy" if dataset == "gtzan" else "r2") in test_metrics
