@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lit_mrl.data.shards import write_dataset
 
@@ -91,6 +92,16 @@ def tiny_checkpoint(tiny_shards, tmp_path_factory):
         main(args)
     (path,) = out.glob("**/*.ckpt")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tiny tensors gain nothing from a second thread, and OpenMP barriers stall for
+    seconds when other jobs share the two cores; subprocess tests keep the default."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -13,15 +13,6 @@ from lit_mrl.models.heads import MLPHead, seeded_mlp_head
 from lit_mrl.probe import ProbeModule
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Toy-sized probes: one thread, as OpenMP barriers stall when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy_embeddings(root, task, dim=16, num_outputs=4, sizes=(240, 80, 80), seed=0):
     """Gaussian clusters, one per class; labels: the cluster, or a linear map (regression)."""
     rng = np.random.default_rng(seed)

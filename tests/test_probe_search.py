@@ -22,15 +22,6 @@ KEYS = sorted(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Toy-sized probes: one thread, as OpenMP barriers stall when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def noisy_embeddings(root, task, dim=16, num_outputs=4, sizes=(200, 100, 100), noise=2.0, seed=0):
     """Overlapping Gaussian clusters, so configs differ in (continuous) validation metrics."""
     rng = np.random.default_rng(seed)

@@ -2,7 +2,6 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 
 from lit_mrl.data.embeddings import write_arrays
 from lit_mrl.embedding_store import write_index
@@ -10,15 +9,6 @@ from lit_mrl.paper_results import PAPER_MODELS, PAPER_ROWS, paper_task
 from lit_mrl.probe_results import write_results
 from lit_mrl.probe_search import main as probe_main
 from lit_mrl.report import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Toy-sized probes: one thread, as OpenMP barriers stall when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def fake_result(out, task, task_name, model, test, class_names, metric="default"):

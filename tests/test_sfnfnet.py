@@ -49,16 +49,6 @@ def set_skip_gains(model: nn.Module, value: float) -> None:
                 block.skip_gain.fill_(value)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Run on one intra-op thread: with two, OpenMP barriers stall for seconds when other jobs
-    share the two CI cores, while these small tensors gain nothing from a second thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def tiny() -> SFNFNetF0:
     torch.manual_seed(0)
