@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from data_prep import shard, verify
-from lit_mrl.data.shards import decode_audio, iter_shard, read_info
+from lit_mrl.data.shards import decode_audio, iter_shard, read_info, sanitize_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,7 +157,7 @@ def test_manifest_errors_with_vocabulary_and_process_pool(tmp_path, audio_dir):
     )
 
     assert status == 1
-    assert sharded_keys(out) == sorted([shard.sanitize_key(rows[0]["path"]), "custom_key"])
+    assert sharded_keys(out) == sorted([sanitize_key(rows[0]["path"]), "custom_key"])
     errors = read_errors(out)
     assert "unknown label 'polka'" in errors["pop/f.wav"]
     assert errors["missing.wav"] == "file not found"

@@ -1,0 +1,259 @@
+"""The sharder's inputs: list a folder or read a manifest, check every entry, fix the order.
+
+Each input becomes an :class:`Item`; a problem with one input sets its
+``error`` (the sharder lists it in ``errors.jsonl``), a problem with the whole
+run (a bad manifest line, two files with one key) raises :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lit_mrl.data.shards import AUDIO_EXTENSIONS, sanitize_key
+
+
+class UsageError(Exception):
+    """A configuration problem; the CLI exits with status 2."""
+
+
+@dataclass
+class Item:
+    """One input: a track to shard, or a reason it cannot be.
+
+    Args:
+        source: the path as given (folder walk or manifest).
+        origin: where it was listed, for messages (``manifest.jsonl:12`` or the path).
+        path: the file to read.
+        key: sample key.
+        track_id: track id (defaults to the key).
+        split: split name.
+        labels: label names.
+        targets: regression values, ordered like the vocabulary.
+        error: why it is not sharded, or None.
+    """
+
+    source: str
+    origin: str
+    path: Path
+    key: str = ""
+    track_id: str = ""
+    split: str = "train"
+    labels: list[str] = field(default_factory=list)
+    targets: list[float] | None = None
+    error: str | None = None
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def list_folder(root: Path, split: str, labels_from_parent: bool, skip: Path) -> list[Item]:
+    """Every file under ``root`` (recursive, ``skip`` excluded), as items."""
+    items = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if Path(folder, d).resolve() != skip)
+        for name in sorted(files):
+            path = Path(folder, name)
+            relative = path.relative_to(root)
+            item = Item(source=str(path), origin=str(path), path=path, split=split)
+            item.key = item.track_id = _key_or_empty(relative.as_posix())
+            if labels_from_parent and relative.parent == Path("."):
+                item.error = "no parent folder to take a label from (--labels-from-parent)"
+            elif labels_from_parent:
+                item.labels = [relative.parent.name]
+            items.append(item)
+    return items
+
+
+def _key_or_empty(text: str) -> str:
+    try:
+        return sanitize_key(text)
+    except ValueError:
+        return ""
+
+
+def read_manifest(manifest: Path) -> list[Item]:
+    """Items from a ``.jsonl`` or ``.csv`` manifest; paths are relative to its folder."""
+    if not manifest.is_file():
+        raise UsageError(f"manifest {manifest} does not exist")
+    if manifest.suffix.lower() == ".jsonl":
+        rows = _jsonl_rows(manifest)
+    elif manifest.suffix.lower() == ".csv":
+        rows = _csv_rows(manifest)
+    else:
+        raise UsageError(f"manifest {manifest} must end in .jsonl or .csv")
+    return [_row_to_item(row, manifest.parent, f"{manifest}:{line}") for line, row in rows]
+
+
+def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
+    with open(manifest, encoding="utf-8") as file:
+        for line, text in enumerate(file, 1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise UsageError(f"{manifest}:{line}: invalid JSON ({err})") from err
+            if not isinstance(row, dict):
+                raise UsageError(f"{manifest}:{line}: expected a JSON object")
+            yield line, row
+
+
+def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
+    with open(manifest, encoding="utf-8", newline="") as file:
+        reader = csv.DictReader(file)
+        if "path" not in (reader.fieldnames or []):
+            raise UsageError(f"{manifest}:1: the CSV header needs a 'path' column")
+        for row in reader:
+            row = {name: value.strip() for name, value in row.items() if name and value}
+            for name in ("labels", "targets"):
+                if name in row:
+                    row[name] = [part.strip() for part in row[name].split(";") if part.strip()]
+            if "targets" in row:
+                try:
+                    row["targets"] = [float(value) for value in row["targets"]]
+                except ValueError as err:
+                    raise UsageError(f"{manifest}:{reader.line_num}: bad targets ({err})") from err
+            yield reader.line_num, row
+
+
+def _row_to_item(row: dict[str, Any], base: Path, origin: str) -> Item:
+    def field_of(name: str, kinds: type | tuple[type, ...], default: Any) -> Any:
+        value = row.get(name, default)
+        if not isinstance(value, kinds):
+            raise UsageError(f"{origin}: {name!r} has the wrong type ({type(value).__name__})")
+        return value
+
+    source = field_of("path", str, None) if "path" in row else None
+    if not source:
+        raise UsageError(f"{origin}: missing 'path'")
+    labels = field_of("labels", (list, str), [])
+    labels = ([labels] if labels else []) if isinstance(labels, str) else labels
+    targets = field_of("targets", (list, type(None)), None)
+    if not all(isinstance(label, str) for label in labels):
+        raise UsageError(f"{origin}: 'labels' must be a string or a list of strings")
+    if targets is not None and not all(isinstance(t, (int, float)) for t in targets):
+        raise UsageError(f"{origin}: 'targets' must be a list of numbers")
+    split = field_of("split", str, "train")
+    if not split.replace("_", "").isalnum() or not split.isascii():
+        raise UsageError(f"{origin}: split {split!r} must match [A-Za-z0-9_]+")
+    try:
+        key = sanitize_key(field_of("key", str, source))
+    except ValueError as err:
+        raise UsageError(f"{origin}: {err}") from err
+    return Item(
+        source=source,
+        origin=origin,
+        path=base / source,  # an absolute source replaces base
+        key=key,
+        track_id=str(field_of("track_id", (str, int), key)),
+        split=split,
+        labels=list(labels),
+        targets=None if targets is None else [float(t) for t in targets],
+    )
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_files(items: list[Item]) -> None:
+    """Mark items whose file is missing, has no key, or is not a supported format."""
+    for item in pending(items):
+        extension = item.path.suffix.lower()
+        if extension not in AUDIO_EXTENSIONS:
+            item.error = f"unsupported format {extension or '(no extension)'}"
+        elif not item.path.is_file():
+            item.error = "file not found"
+        elif not item.key:
+            item.error = "cannot make a key from the path"
+
+
+def check_duplicates(items: list[Item]) -> None:
+    """Mark repeated entries of one file; raise UsageError when two files share a key."""
+    first: dict[str, Item] = {}
+    for item in pending(items):
+        other = first.setdefault(item.key, item)
+        if other is item:
+            continue
+        same = (other.split, other.labels, other.targets) == (item.split, item.labels, item.targets)
+        if other.path.resolve() == item.path.resolve() and same:
+            item.error = f"duplicate entry (same file and key as {other.origin})"
+        else:
+            raise UsageError(
+                f"duplicate key {item.key!r}: {other.origin} ({other.source}) and "
+                f"{item.origin} ({item.source}); give one of them a distinct 'key'"
+            )
+
+
+def check_labels(items: list[Item], vocabulary: list[str], task: str, source: str) -> None:
+    """Mark items whose labels or targets do not fit the vocabulary and task."""
+    known = set(vocabulary)
+    for item in pending(items):
+        unknown = [label for label in item.labels if label not in known]
+        if unknown:
+            item.error = f"unknown label {unknown[0]!r} (not in {source})"
+        elif task == "multiclass" and len(item.labels) != 1:
+            item.error = f"multiclass needs exactly one label, got {len(item.labels)}"
+        elif task == "regression" and (
+            item.targets is None or len(item.targets) != len(vocabulary)
+        ):
+            item.error = f"regression needs {len(vocabulary)} targets, got {item.targets}"
+        elif item.targets is not None and not all(map(math.isfinite, item.targets)):
+            item.error = "targets contain NaN or Inf"
+
+
+def pending(items: Iterable[Item]) -> Iterator[Item]:
+    """The items not yet marked with an error."""
+    return (item for item in items if item.error is None)
+
+
+def resolve_vocabulary(
+    items: list[Item], vocabulary_file: str | None, task: str | None
+) -> tuple[list[str], str, str]:
+    """Return ``(vocabulary, task, where the vocabulary came from)``."""
+    if vocabulary_file is not None:
+        lines = Path(vocabulary_file).read_text(encoding="utf-8").splitlines()
+        vocabulary = [line.strip() for line in lines if line.strip()]
+        repeated = [name for name, count in Counter(vocabulary).items() if count > 1]
+        if repeated:
+            raise UsageError(f"{vocabulary_file}: label {repeated[0]!r} appears twice")
+        where = vocabulary_file
+    else:
+        vocabulary = sorted({label for item in items for label in item.labels})
+        where = "the labels seen"
+    if task is None:
+        task = "multilabel" if vocabulary else "none"
+    if task == "regression" and vocabulary_file is None:
+        raise UsageError("--task regression needs --vocabulary naming the targets in order")
+    return vocabulary, task, where
+
+
+def order_key(item: Item) -> str:
+    """A fixed pseudo-random order, so each shard mixes folders and labels."""
+    return hashlib.sha256(item.source.encode()).hexdigest()
+
+
+def collect_items(args: argparse.Namespace, out: Path) -> tuple[list[Item], list[str], str]:
+    """This partition's inputs, checked, in processing order; and the vocabulary and task."""
+    if args.input is not None:
+        root = Path(args.input)
+        if not root.is_dir():
+            raise UsageError(f"--input {root} is not a folder")
+        items = list_folder(root, args.split, args.labels_from_parent, skip=out.resolve())
+    else:
+        items = read_manifest(Path(args.manifest))
+    check_files(items)
+    check_duplicates(items)
+    vocabulary, task, where = resolve_vocabulary(items, args.vocabulary, args.task)
+    check_labels(items, vocabulary, task, where)
+    items.sort(key=order_key)
+    return items[args.partition_index :: args.num_partitions], vocabulary, task
