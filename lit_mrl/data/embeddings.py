@@ -79,6 +79,11 @@ class EmbeddingDataModule(L.LightningDataModule):
         train_split: split used for training.
         val_split: split used for validation (skipped when absent).
         test_split: split used for testing.
+        standardize: z-score every embedding dimension with the training split's mean
+            and std (applied to all splits). Encoders without batch norm can emit
+            embeddings whose dimensions differ by orders of magnitude in scale, which a
+            fixed probe learning rate cannot follow; the affine map changes nothing a
+            probe can express.
     """
 
     def __init__(
@@ -90,6 +95,7 @@ class EmbeddingDataModule(L.LightningDataModule):
         train_split: str = "train",
         val_split: str = "valid",
         test_split: str = "test",
+        standardize: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -99,7 +105,9 @@ class EmbeddingDataModule(L.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        self.standardize = standardize
         self.datasets: dict[str, EmbeddingTensors] = {}
+        self._stats: tuple[Tensor, Tensor] | None = None
 
     @property
     def embed_dim(self) -> int:
@@ -120,10 +128,23 @@ class EmbeddingDataModule(L.LightningDataModule):
         """The in-memory embeddings of ``stage`` (``train``, ``val`` or ``test``)."""
         if stage not in self.datasets:
             data = load_split(self.root, self.splits[stage])
+            embeddings = torch.from_numpy(data.embeddings)
+            if self.standardize:
+                mean, std = self._train_stats(embeddings if stage == "train" else None)
+                embeddings = (embeddings - mean) / std
             self.datasets[stage] = EmbeddingTensors(
-                torch.from_numpy(data.embeddings), labels_tensor(data.labels, self.task)
+                embeddings, labels_tensor(data.labels, self.task)
             )
         return self.datasets[stage]
+
+    def _train_stats(self, train: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Per-dimension mean and std ``(D,)`` of the training embeddings."""
+        if self._stats is None:
+            if train is None:
+                train = torch.from_numpy(load_split(self.root, self.splits["train"]).embeddings)
+            std, mean = torch.std_mean(train, dim=0)
+            self._stats = (mean, std.clamp_min(1e-6))  # constant dimensions stay 0
+        return self._stats
 
     def has_split(self, stage: str) -> bool:
         """Whether the folder holds the split used for ``stage``."""
