@@ -73,7 +73,7 @@ def embed_all(out: Path, shards: Path, models: dict[str, list[str]]) -> None:
             embed.main([*source, "--input", str(shards / task), "--out", str(dest)])
 
 
-def probe_all(out: Path, models: list[str], epochs: int) -> list[Path]:
+def probe_all(out: Path, models: list[str], steps: int) -> list[Path]:
     """Grid-search a probe per (task, model); returns the results folders."""
     folders = []
     for model in models:
@@ -85,7 +85,7 @@ def probe_all(out: Path, models: list[str], epochs: int) -> list[Path]:
             args = [
                 "--embeddings", str(out / "embeddings" / model / task),
                 "--out", str(dest),
-                "--epochs", str(epochs),
+                "--steps", str(steps),
                 "--task-name", f"demo-{task}",
                 "--model-name", model,
             ]  # fmt: skip
@@ -101,7 +101,7 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     parser.add_argument("--scale", type=float, default=1.0, help="corpus size multiplier")
     parser.add_argument("--workers", type=int, default=2, help="rendering/sharding processes")
-    parser.add_argument("--probe-epochs", type=int, default=30, help="epochs per probe")
+    parser.add_argument("--probe-steps", type=int, default=400, help="steps per probe")
     parser.add_argument(
         "--fit-args", nargs=argparse.REMAINDER, default=[],
         help="extra Lightning CLI arguments for both pre-training runs (last option)",
@@ -122,7 +122,7 @@ def main(args: list[str] | None = None) -> None:
     }
     embed_all(out, shards, models)
     _step("5/5 probes and report")
-    folders = probe_all(out, list(models), opts.probe_epochs)
+    folders = probe_all(out, list(models), opts.probe_steps)
     report.main(
         [
             *map(str, folders),
