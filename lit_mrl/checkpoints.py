@@ -8,7 +8,8 @@ from lightning import LightningModule
 from lightning.pytorch.cli import instantiate_module
 
 
-def _import_class(class_path: str) -> type:
+def import_class(class_path: str) -> type:
+    """The class a dotted ``class_path`` (as configs and checkpoints store it) names."""
     module_name, _, class_name = class_path.rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -43,6 +44,6 @@ def load_pretrained(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} stores no module class path: train through `python -m lit_mrl fit` "
             "so the checkpoint records how to rebuild its model"
         )
-    module = instantiate_module(_import_class(class_path), hparams)
+    module = instantiate_module(import_class(class_path), hparams)
     module.load_state_dict(ckpt["state_dict"])
     return module.eval()

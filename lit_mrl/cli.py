@@ -7,8 +7,6 @@ subclass mode, so any LightningModule is chosen by ``class_path``); ``embed``,
 
 import importlib
 import inspect
-import netrc
-import os
 import sys
 from pathlib import Path
 
@@ -16,11 +14,14 @@ from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+# Imported so short class names in configs resolve (the CLI's class_path is the registry).
 import lit_mrl.data.datamodule
 import lit_mrl.data.embeddings
 import lit_mrl.methods
 import lit_mrl.probe  # noqa: F401
 from lit_mrl import __version__
+from lit_mrl.checkpoints import import_class
+from lit_mrl.wandb_offline import default_to_offline
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 # name -> (module with a main(args) function, one-line description)
@@ -35,17 +36,6 @@ TOOL_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def wandb_has_account() -> bool:
-    """Whether W&B credentials are configured (env var or ``wandb login``'s netrc)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        hosts = netrc.netrc().hosts
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return False
-    return any("wandb" in host for host in hosts)
-
-
 class WandbConfigCallback(SaveConfigCallback):
     """Save ``config.yaml`` beside the run and send the resolved config to W&B."""
 
@@ -56,20 +46,16 @@ class WandbConfigCallback(SaveConfigCallback):
 
 
 def _accepts(class_path: str, argument: str) -> bool:
-    module_name, _, class_name = class_path.rpartition(".")
-    if not module_name:
+    if "." not in class_path:
         return False
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return argument in inspect.signature(cls).parameters
+    return argument in inspect.signature(import_class(class_path)).parameters
 
 
 class LitMRLCLI(LightningCLI):
     """LightningCLI with lit_mrl's data module, W&B defaults and label-count filling."""
 
     def before_instantiate_classes(self) -> None:
-        if "WANDB_MODE" not in os.environ and not wandb_has_account():
-            # No account configured: log offline, so a run never needs the network.
-            os.environ["WANDB_MODE"] = "offline"
+        default_to_offline()
         config = self.config[self.subcommand] if self.subcommand else self.config
         model, data = config.model, config.data
         root = data.init_args.get("root") if data and data.get("init_args") else None

@@ -96,11 +96,11 @@ def log_to_wandb(results: dict[str, Any], out: str | Path, project: str = "lit_m
     ``disabled`` logs nothing). Keys: ``probe/grid`` and ``probe/per_class`` tables,
     ``probe/val/<metric>`` and ``probe/test/<metric>`` of the selected config.
     """
-    from lit_mrl.cli import wandb_has_account
-
-    if "WANDB_MODE" not in os.environ and not wandb_has_account():
-        os.environ["WANDB_MODE"] = "offline"  # a search never needs the network
     import wandb
+
+    from lit_mrl.wandb_offline import default_to_offline
+
+    default_to_offline()  # before wandb.init reads WANDB_MODE
 
     configs = results["configs"]
     metrics = list(configs[0]["val"])

@@ -208,13 +208,11 @@ def main(args: list[str] | None = None) -> Table:
 
 
 def _log_wandb(table: Table) -> None:
-    import os
-
-    from lit_mrl.cli import wandb_has_account
-
-    if "WANDB_MODE" not in os.environ and not wandb_has_account():
-        os.environ["WANDB_MODE"] = "offline"
     import wandb
+
+    from lit_mrl.wandb_offline import default_to_offline
+
+    default_to_offline()  # before wandb.init reads WANDB_MODE
 
     data = [[t, m, *v] for (t, m), v in zip(table.rows, table.values, strict=True)]
     run = wandb.init(project="lit_mrl", job_type="report")

@@ -1,4 +1,7 @@
-"""Read W&B offline runs (``wandb/offline-run-*/run-*.wandb``) without syncing them.
+"""W&B offline: log offline unless an account is set up, and read offline runs back.
+
+:func:`default_to_offline` is what every lit_mrl command calls before W&B starts.
+The rest reads offline runs (``wandb/offline-run-*/run-*.wandb``) without syncing them.
 
 An offline run keeps its history only in the binary ``run-<id>.wandb`` file;
 ``files/wandb-summary.json`` and ``files/config.yaml`` are often missing offline. That
@@ -19,12 +22,35 @@ decode them. Checked against files written by wandb 0.31.
 from __future__ import annotations
 
 import json
+import netrc
+import os
 import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+def wandb_has_account() -> bool:
+    """Whether W&B credentials are configured (env var or ``wandb login``'s netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc().hosts
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+    return any("wandb" in host for host in hosts)
+
+
+def default_to_offline() -> None:
+    """Set ``WANDB_MODE=offline`` unless it is set or an account is configured.
+
+    A run then never needs the network; ``WANDB_MODE`` given by the user always wins.
+    """
+    if "WANDB_MODE" not in os.environ and not wandb_has_account():
+        os.environ["WANDB_MODE"] = "offline"
+
 
 FILE_HEADER = struct.Struct("<4sHB")  # ident, magic, version
 CHUNK_HEADER = struct.Struct("<IHB")  # crc32, data length, chunk type
