@@ -43,6 +43,7 @@ from data_prep.manifest import (
     run_adapter,
     stable_fraction,
 )
+from data_prep.options import fraction
 
 TARGETS = ("arousal", "valence")
 SCALE = (1.0, 9.0)
@@ -195,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser("python -m data_prep.emomusic", __doc__)
     parser.add_argument("--annotations-dir", type=Path, help="default: ROOT/annotations or ROOT")
     parser.add_argument("--split-file", type=Path, help="song_id,split per line")
-    parser.add_argument("--valid-fraction", type=float, default=0.2, help="(default: 0.2)")
+    parser.add_argument("--valid-fraction", type=fraction, default=0.2, help="(default: 0.2)")
     parser.add_argument("--targets", choices=["standardized", "raw"], default="standardized")
     return run_adapter(parser, prepare, argv)
 

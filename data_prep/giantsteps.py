@@ -16,7 +16,7 @@ deterministically from them by artist: artists linked by a shared track form a
 group, and a hash of the group puts about ``--valid-fraction`` of it in valid.
 
 Key names are normalised to the 24 sharp spellings ``C major`` .. ``B minor``
-(``Bb major`` -> ``A# major``), in the order of :data:`lit_mrl.metrics.KEY_NAMES`.
+(``Bb major`` -> ``A# major``), in the order of :data:`lit_mrl.data.keys.KEY_NAMES`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from data_prep.manifest import (
     run_adapter,
     stable_fraction,
 )
-from lit_mrl.metrics import KEY_NAMES, key_index
+from data_prep.options import fraction, nonnegative_int
+from lit_mrl.data.keys import KEY_NAMES, key_index
 
 AUDIO_SUFFIXES = (".mp3", ".wav")
 
@@ -204,8 +205,10 @@ def prepare(args: argparse.Namespace) -> Prepared:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser("python -m data_prep.giantsteps", __doc__)
     parser.add_argument("--mtg-root", type=Path, help="giantsteps-mtg-key-dataset (train/valid)")
-    parser.add_argument("--min-confidence", type=int, default=2, help="(default: 2)")
-    parser.add_argument("--valid-fraction", type=float, default=0.15, help="(default: 0.15)")
+    parser.add_argument(
+        "--min-confidence", type=nonnegative_int, default=2, help="0, 1 or 2 (default: 2)"
+    )
+    parser.add_argument("--valid-fraction", type=fraction, default=0.15, help="(default: 0.15)")
     return run_adapter(parser, prepare, argv)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import hashlib
 import json
 import math
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from lit_mrl.data.shards import AUDIO_EXTENSIONS, sanitize_key
+from lit_mrl.errors import UsageError
 
+__all__ = ["Item", "UsageError", "collect_items", "pending"]
 
-class UsageError(Exception):
-    """A configuration problem; the CLI exits with status 2."""
+# the fields a manifest row may have; anything else is a mistake worth stopping for
+MANIFEST_FIELDS = ("path", "split", "labels", "targets", "key", "track_id")
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Item:
         labels: label names.
         targets: regression values, ordered like the vocabulary.
         error: why it is not sharded, or None.
+        size: file size in bytes, once :func:`check_files` found the file.
+        mtime_ns: file modification time in nanoseconds, likewise.
     """
 
     source: str
@@ -51,6 +56,8 @@ class Item:
     labels: list[str] = field(default_factory=list)
     targets: list[float] | None = None
     error: str | None = None
+    size: int = 0
+    mtime_ns: int = 0
 
 
 # ---------------------------------------------------------------- inputs
@@ -105,6 +112,7 @@ def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
                 raise UsageError(f"{manifest}:{line}: invalid JSON ({err})") from err
             if not isinstance(row, dict):
                 raise UsageError(f"{manifest}:{line}: expected a JSON object")
+            _check_fields(row, f"{manifest}:{line}", "key")
             yield line, row
 
 
@@ -113,6 +121,7 @@ def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
         reader = csv.DictReader(file)
         if "path" not in (reader.fieldnames or []):
             raise UsageError(f"{manifest}:1: the CSV header needs a 'path' column")
+        _check_fields([name for name in reader.fieldnames if name], f"{manifest}:1", "column")
         for row in reader:
             row = {name: value.strip() for name, value in row.items() if name and value}
             for name in ("labels", "targets"):
@@ -124,6 +133,16 @@ def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
                 except ValueError as err:
                     raise UsageError(f"{manifest}:{reader.line_num}: bad targets ({err})") from err
             yield reader.line_num, row
+
+
+def _check_fields(names: Iterable[str], origin: str, what: str) -> None:
+    """Raise UsageError for the first name that is not a manifest field, with a near miss."""
+    for name in names:
+        if name not in MANIFEST_FIELDS:
+            close = difflib.get_close_matches(name, MANIFEST_FIELDS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(MANIFEST_FIELDS)
+            raise UsageError(f"{origin}: unknown {what} {name!r}{hint}; known: {known}")
 
 
 def _row_to_item(row: dict[str, Any], base: Path, origin: str) -> Item:
@@ -175,6 +194,9 @@ def check_files(items: list[Item]) -> None:
             item.error = "file not found"
         elif not item.key:
             item.error = "cannot make a key from the path"
+        else:
+            stat = item.path.stat()  # the fingerprint that resume compares
+            item.size, item.mtime_ns = stat.st_size, stat.st_mtime_ns
 
 
 def check_duplicates(items: list[Item]) -> None:
@@ -249,8 +271,16 @@ def collect_items(args: argparse.Namespace, out: Path) -> tuple[list[Item], list
         if not root.is_dir():
             raise UsageError(f"--input {root} is not a folder")
         items = list_folder(root, args.split, args.labels_from_parent, skip=out.resolve())
+        if not any(item.path.suffix.lower() in AUDIO_EXTENSIONS for item in items):
+            found = f"{len(items)} other file{'s' * (len(items) != 1)}" if items else "no files"
+            raise UsageError(
+                f"no audio files in --input {root} ({found}; looked for "
+                f"{' '.join(AUDIO_EXTENSIONS)}, recursively)"
+            )
     else:
         items = read_manifest(Path(args.manifest))
+        if not items:
+            raise UsageError(f"manifest {args.manifest} lists no inputs")
     check_files(items)
     check_duplicates(items)
     vocabulary, task, where = resolve_vocabulary(items, args.vocabulary, args.task)

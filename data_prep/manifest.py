@@ -12,8 +12,9 @@ sharder in this process::
     OUT/skipped.jsonl    {"path", "reason"} per input left out on purpose
     OUT/info.json, OUT/errors.jsonl, OUT/*.tar   written by data_prep.shard
 
-Exit status: the sharder's (0 all sharded, 1 some inputs failed, 2 usage
-error), or 2 for missing or malformed metadata, reported as ``file:line: why``.
+Exit status: the shared one (:data:`lit_mrl.errors.EXIT_CODES_HELP`): 0 all
+sharded, 1 some inputs failed, 2 usage error, including missing or malformed
+metadata (reported as one line, ``file:line: why``), 3 out of disk space.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +30,22 @@ from pathlib import Path
 from typing import Any
 
 from data_prep import shard
-from lit_mrl.data.shards import atomic_write
+from data_prep.options import (
+    EXIT_CODES_HELP,
+    add_debug_flag,
+    nonnegative_int,
+    positive_int,
+    run_main,
+)
+from data_prep.outdir import check_one_dataset
+from lit_mrl.data.files import atomic_write
+from lit_mrl.errors import UsageError
 
 SPLITS = ("train", "valid", "test")
 MAX_PRINTED_SKIPS = 10
 
 
-class MetadataError(Exception):
+class MetadataError(UsageError):
     """Missing or malformed dataset metadata; the message starts with ``file:line:``.
 
     Args:
@@ -206,22 +215,28 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
         prog=prog,
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit status: 0 all sharded, 1 some files failed (see OUT/errors.jsonl), "
-        "2 missing or malformed metadata, or a usage error",
+        epilog=EXIT_CODES_HELP
+        + "  (2 also: missing or malformed dataset metadata, as file:line: why)\n",
     )
     parser.add_argument("--root", type=Path, required=True, help="the dataset as distributed")
     parser.add_argument("--out", type=Path, required=True, help="output folder for the shards")
     parser.add_argument("--dataset", help="shard name prefix (default: name of --out)")
-    parser.add_argument("--sample-rate", type=int, default=16000, help="(default: 16000)")
+    parser.add_argument("--sample-rate", type=positive_int, default=16000, help="(default: 16000)")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=nonnegative_int,
         default=min(4, os.cpu_count() or 1),
         help="decoding processes, 0: none (default: min(4, CPUs))",
     )
     parser.add_argument(
         "--manifest-only", action="store_true", help="write the manifest and task.json, no shards"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete this dataset's shards, info and errors in --out first (see data_prep.shard)",
+    )
+    add_debug_flag(parser)
     return parser
 
 
@@ -230,29 +245,35 @@ def run_adapter(
     prepare: Callable[[argparse.Namespace], Prepared],
     argv: Sequence[str] | None,
 ) -> int:
-    """Parse ``argv``, run ``prepare``, write the manifest and shard it; return the exit status."""
-    args = parser.parse_args(argv)
+    """Parse ``argv``, run ``prepare``, write the manifest and shard it; return the exit status.
+
+    Errors in the metadata or the inputs are one line on stderr (see
+    :func:`lit_mrl.errors.run_command`).
+    """
+    return run_main(
+        lambda: parser.parse_args(argv), lambda args: _adapt(args, prepare), parser.prog
+    )
+
+
+def _adapt(args: argparse.Namespace, prepare: Callable[[argparse.Namespace], Prepared]) -> int:
     dataset = args.dataset or args.out.resolve().name
-    try:
-        prepared = prepare(args)
-        if not prepared.entries:
-            raise MetadataError(args.root, "no tracks found: check --root and the split files")
-    except MetadataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.out.is_dir():  # before the manifest files of another dataset are overwritten
+        check_one_dataset(args.out, dataset)
+    prepared = prepare(args)
+    if not prepared.entries:
+        raise MetadataError(args.root, "no tracks found: check --root and the split files")
     manifest = write_manifest(args.out, prepared, dataset)
     report(prepared, args.out)
     if args.manifest_only:
         print(f"manifest in {manifest}")
         return 0
-    return shard.main(
-        [
-            "--manifest", str(manifest),
-            "--out", str(args.out),
-            "--dataset", dataset,
-            "--task", prepared.task,
-            "--vocabulary", str(args.out / "vocab.txt"),
-            "--sample-rate", str(args.sample_rate),
-            "--workers", str(args.workers),
-        ]
-    )  # fmt: skip
+    shard_args = [
+        "--manifest", str(manifest),
+        "--out", str(args.out),
+        "--dataset", dataset,
+        "--task", prepared.task,
+        "--vocabulary", str(args.out / "vocab.txt"),
+        "--sample-rate", str(args.sample_rate),
+        "--workers", str(args.workers),
+    ]  # fmt: skip
+    return shard.shard(shard.parse_args(shard_args + ["--overwrite"] * args.overwrite))

@@ -1,253 +1,86 @@
 """Shard a folder or manifest of audio into WebDataset tars: ``python -m data_prep.shard --help``.
 
-Workers decode, downmix, resample (once, soxr) and FLAC-encode; the main
-process writes samples in a fixed order, so reruns are reproducible. A rerun
-after a crash skips inputs whose keys are already in complete shards.
+Workers decode, downmix, resample (once, soxr) and FLAC-encode (:mod:`data_prep.workers`,
+through :mod:`lit_mrl.data.audio`); the main process writes samples in a fixed order,
+so reruns are reproducible. A rerun after a crash skips inputs whose keys are already
+in complete shards, after checking that their inputs did not change
+(:mod:`data_prep.fingerprint`); the output folder's state is :mod:`data_prep.outdir`.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import soundfile as sf
-import soxr
 from tqdm import tqdm
 
+from data_prep.fingerprint import FINGERPRINT, check_unchanged, fingerprint
 from data_prep.inputs import Item, UsageError, collect_items, pending
+from data_prep.options import (
+    EXIT_CODES_HELP,
+    add_debug_flag,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run_main,
+)
+from data_prep.outdir import (
+    OutState,
+    ShardRecord,
+    build_info,
+    check_one_dataset,
+    clear_dataset,
+    remove_partial_shards,
+    scan_out,
+    suffix_of,
+)
+from data_prep.workers import ordered_map, prepare
+from lit_mrl.data.files import atomic_write, lock_dir
 from lit_mrl.data.shards import (
     INFO_NAME,
     TASKS,
-    DatasetInfo,
     ShardWriter,
-    SplitInfo,
-    atomic_write,
     check_names,
-    encode_flac,
-    parse_shard_name,
     read_info,
-    read_shard_meta,
     write_info,
 )
 
+PROG = "python -m data_prep.shard"
 DESCRIPTION = """\
 Decode, downmix, resample and FLAC-encode audio into WebDataset shards, with
 info.json and errors.jsonl ({"path", "reason"} per failed input) in --out.
-Rerun the same command after a crash to resume.
+Rerun the same command after a crash or a full disk to resume; if inputs that
+are already sharded changed since, the run stops: rerun with --overwrite.
 
 manifest .jsonl: one object per line: path (required; relative to the
   manifest's folder or absolute), split (default train), labels (list or
-  string), targets (list of numbers), key, track_id
-manifest .csv: header with path, split, labels (';'-separated), targets, key
+  string), targets (list of numbers), key, track_id; any other key is an error
+manifest .csv: header with path, split, labels (';'-separated), targets, key,
+  track_id; any other column is an error
 
 partitions: run with --num-partitions K --partition-index I for each I, then
   python -m data_prep.shard merge-info OUT [--num-partitions K]
 """
-EXIT_CODES = """exit status:
-  0  every input was sharded
-  1  some inputs failed (listed in errors.jsonl); every good input was sharded
-  2  usage or configuration error (bad flag, bad manifest line, two inputs
-     with one key, --out holding shards at another sample rate, --out in use);
-     nothing was sharded
-"""
-SHORT_SECONDS = 1.0
-READ_BLOCK_FRAMES = 1 << 18  # about 6 s at 44.1 kHz: bounds memory on long tracks
 
 
-# ---------------------------------------------------------------- audio (in workers)
-
-
-def load_audio(path: Path, sample_rate: int, max_seconds: float | None) -> np.ndarray:
-    """Decode ``path`` to float32 mono ``(T,)`` at ``sample_rate``, block by block.
-
-    Raises:
-        ValueError: for zero samples or NaN/Inf.
-        soundfile.SoundFileError: if libsndfile cannot read the file.
-    """
-    with sf.SoundFile(path) as file:
-        frames = -1 if max_seconds is None else int(max_seconds * file.samplerate)
-        resampler = None
-        if file.samplerate != sample_rate:
-            resampler = soxr.ResampleStream(file.samplerate, sample_rate, 1, quality="HQ")
-        pieces, frames_read = [], 0
-        for block in file.blocks(READ_BLOCK_FRAMES, frames=frames, dtype="float32", always_2d=True):
-            if not np.isfinite(block).all():
-                raise ValueError("audio contains NaN or Inf")
-            mono = block.mean(axis=1, dtype=np.float32)
-            pieces.append(mono if resampler is None else resampler.resample_chunk(mono))
-            frames_read += len(block)
-        if frames_read == 0:
-            raise ValueError("zero-length audio (0 samples)")
-        if resampler is not None:
-            pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-    return np.concatenate(pieces).astype(np.float32, copy=False)
-
-
-def prepare(job: tuple[Path, int, float | None]) -> tuple[bytes, int, list[str]] | str:
-    """Worker: ``(flac, num_samples, warnings)``, or the reason the file is unusable."""
-    path, sample_rate, max_seconds = job
-    try:
-        if path.stat().st_size == 0:
-            return "empty file (0 bytes)"
-        audio = load_audio(path, sample_rate, max_seconds)
-    except sf.SoundFileError as err:
-        # libsndfile's text repeats the path and can be misleading ("possibly a pipe?")
-        message = str(err).removeprefix(f"Error opening {str(path)!r}: ")
-        return f"not decodable audio (libsndfile: {message})"
-    except (ValueError, OSError) as err:
-        return str(err)
-    if len(audio) == 0:  # a few input samples can resample to none
-        return "zero-length audio after resampling"
-    warnings = []
-    peak = float(np.abs(audio).max())
-    if peak < 0.5 / 32768:
-        warnings.append("silent")
-    if peak > 1.0:
-        warnings.append("clipped")
-    if len(audio) < SHORT_SECONDS * sample_rate:
-        warnings.append("short")
-    return encode_flac(audio, sample_rate), len(audio), warnings
-
-
-def ordered_map(fn: Callable[[Any], Any], jobs: Iterable[Any], workers: int) -> Iterator[Any]:
-    """``map(fn, jobs)`` over ``workers`` processes (0: in this one), in order, with few results held."""
-    if workers == 0:
-        yield from map(fn, jobs)
-        return
-    with ProcessPoolExecutor(
-        workers, initializer=_exit_with_parent, initargs=(os.getpid(),)
-    ) as pool:
-        pending = deque()
-        try:
-            for job in jobs:
-                pending.append(pool.submit(fn, job))
-                if len(pending) >= 4 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            pool.shutdown(cancel_futures=True)
-
-
-def _exit_with_parent(parent: int) -> None:
-    # pool workers otherwise outlive a kill -9 of the main process, blocked on their queue
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-# ---------------------------------------------------------------- output folder
-
-
-@dataclass
-class ShardRecord:
-    """One complete shard, as ``info.json`` needs it."""
-
-    name: str
-    split: str
-    num_samples: int
-    seconds: float
-
-
-@dataclass
-class OutState:
-    """What an output folder already holds for this dataset and partition."""
-
-    records: list[ShardRecord] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
-    sample_rates: set[int] = field(default_factory=set)
-    next_index: dict[str, int] = field(default_factory=dict)
-
-
-def scan_out(out: Path, dataset: str, partition: int | None) -> OutState:
-    """Read the complete shards of this dataset and partition; delete their stale ``.tmp`` files."""
-    state = OutState()
-    for path in sorted(out.glob(f"{dataset}-*.tar*")):
-        is_tmp = path.name.endswith(".tar.tmp")
-        parsed = parse_shard_name(path.name.removesuffix(".tmp"), dataset)
-        if parsed is None:
-            continue
-        if (parsed.partition is None) != (partition is None):
-            raise UsageError(f"{out} mixes partitioned and unpartitioned shards ({path.name})")
-        if parsed.partition != partition:
-            continue
-        if is_tmp:
-            path.unlink()  # an interrupted shard: its samples are not in `keys`, so they get redone
-            continue
-        index = max(state.next_index.get(parsed.split, 0), parsed.index + 1)
-        state.next_index[parsed.split] = index
-        try:
-            metas = read_shard_meta(path)
-        except ValueError as err:
-            raise UsageError(f"{err}; move the broken shard away and rerun") from err
-        seconds = sum(meta["duration"] for meta in metas)
-        state.records.append(ShardRecord(path.name, parsed.split, len(metas), seconds))
-        state.keys.update(meta["key"] for meta in metas)
-        state.sample_rates.update(meta["sample_rate"] for meta in metas if "sample_rate" in meta)
-    return state
-
-
-def build_info(
-    records: list[ShardRecord], dataset: str, sample_rate: int, task: str, vocabulary: list[str]
-) -> DatasetInfo:
-    """``info.json`` content from the complete shards."""
-    splits = {}
-    for record in sorted(records, key=lambda r: r.name):
-        split = splits.setdefault(record.split, SplitInfo(0, 0.0, [], []))
-        split.num_samples += record.num_samples
-        split.seconds += record.seconds
-        split.shards.append(record.name)
-        split.shard_num_samples.append(record.num_samples)
-    for split in splits.values():
-        split.seconds = round(split.seconds, 3)
-    return DatasetInfo(
-        dataset=dataset,
-        sample_rate=sample_rate,
-        task=task,
-        vocabulary=vocabulary,
-        splits=dict(sorted(splits.items())),
-        total_seconds=round(sum(split.seconds for split in splits.values()), 3),
-    )
-
-
-@contextmanager
-def lock_out_dir(out: Path, name: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``out/.{name}.lock`` (the OS drops it if the process dies)."""
-    with open(out / f".{name}.lock", "w") as file:
-        try:
-            # a POSIX record lock, unlike flock, is not inherited by the forked workers
-            fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            raise UsageError(f"another sharder is writing {name} in {out}") from err
-        yield
-
-
-# ---------------------------------------------------------------- commands
+# ---------------------------------------------------------------- writing
 
 
 def write_items(items: list[Item], out: Path, args: argparse.Namespace, state: OutState) -> Counter:
     """Decode ``items`` in workers and write them in order; marks failures; returns warning counts."""
     warning_counts: Counter = Counter()
     jobs = ((item.path, args.sample_rate, args.max_seconds) for item in items)
-    bar = tqdm(total=len(items), unit="track", desc="sharding", dynamic_ncols=True)
     ok = failed = 0
     with ExitStack() as stack:
+        # closed last, also on an error, so an error line starts on a line of its own
+        bar = stack.enter_context(
+            tqdm(total=len(items), unit="track", desc="sharding", dynamic_ncols=True)
+        )
         results = ordered_map(prepare, jobs, args.workers)
         stack.callback(results.close)
         writers: dict[str, ShardWriter] = {}
@@ -263,7 +96,6 @@ def write_items(items: list[Item], out: Path, args: argparse.Namespace, state: O
                 ok += 1
             bar.update()
             bar.set_postfix(ok=ok, failed=failed, refresh=False)
-    bar.close()
     for writer in writers.values():
         for name, count, seconds in zip(
             writer.shards, writer.shard_num_samples, writer.shard_seconds, strict=True
@@ -293,6 +125,7 @@ def _meta(item: Item, num_samples: int, warnings: list[str], args: argparse.Name
         "labels": item.labels,
         "source": item.source,
         "sample_rate": args.sample_rate,
+        FINGERPRINT: fingerprint(item, args.max_seconds),
     }
     if item.targets is not None:
         meta["targets"] = item.targets
@@ -310,21 +143,21 @@ def shard(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(f"{err} (set --dataset)") from err
     args.partition = args.partition_index if args.num_partitions > 1 else None
-    suffix = "" if args.partition is None else f".p{args.partition:03d}"
+    suffix = suffix_of(args.partition)
     items, vocabulary, task = collect_items(args, out)
     out.mkdir(parents=True, exist_ok=True)
-    with lock_out_dir(out, f"{args.dataset}{suffix}"):
-        state = scan_out(out, args.dataset, args.partition)
-        if state.sample_rates - {args.sample_rate}:
-            raise UsageError(
-                f"{out} holds shards at {sorted(state.sample_rates)} Hz but --sample-rate is "
-                f"{args.sample_rate}; use another --out"
-            )
+    with lock_dir(out, f"{args.dataset}{suffix}", f"another sharder of {args.dataset!r}"):
+        state = open_out(out, args, items)
         good = list(pending(items))
-        todo = [item for item in good if item.key not in state.keys]
+        todo = [item for item in good if item.key not in state.sharded]
         if len(todo) < len(good):
             print(f"resuming: {len(good) - len(todo)} inputs already in shards, skipping them")
-        warning_counts = write_items(todo, out, args, state)
+        try:
+            warning_counts = write_items(todo, out, args, state)
+        except BaseException:
+            # a full disk can stop ShardWriter.abort itself; leave no partial shard behind
+            remove_partial_shards(out, args.dataset, args.partition)
+            raise
         info = build_info(state.records, args.dataset, args.sample_rate, task, vocabulary)
         write_info(out, info, f"info{suffix}.json")
         errors = [{"path": item.source, "reason": item.error} for item in items if item.error]
@@ -340,6 +173,28 @@ def shard(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def open_out(out: Path, args: argparse.Namespace, items: list[Item]) -> OutState:
+    """Check (and with ``--overwrite`` clear) what ``out`` holds; its state for resuming.
+
+    Raises:
+        UsageError: ``out`` holds another dataset, or samples at another sample rate or
+            made from inputs that changed since.
+    """
+    check_one_dataset(out, args.dataset)
+    if args.overwrite:
+        deleted = clear_dataset(out, args.dataset, args.partition)
+        if deleted:
+            print(f"--overwrite: deleted {deleted} shard(s) of {args.dataset!r} in {out}")
+    state = scan_out(out, args.dataset, args.partition)
+    if state.sample_rates - {args.sample_rate}:
+        raise UsageError(
+            f"{out} holds shards at {sorted(state.sample_rates)} Hz but --sample-rate is "
+            f"{args.sample_rate}; use another --out, or --overwrite to shard from scratch"
+        )
+    check_unchanged(items, state.sharded, args.max_seconds, f"{args.dataset!r} in {out}")
+    return state
+
+
 def merge_info(args: argparse.Namespace) -> int:
     """Combine ``info.pNNN.json`` partition files into ``info.json`` (and the error lists)."""
     out = Path(args.out)
@@ -351,10 +206,7 @@ def merge_info(args: argparse.Namespace) -> int:
         missing = sorted(expected - {path.name for path in paths})
         if missing:
             raise UsageError(f"missing partitions in {out}: {', '.join(missing)}")
-    try:
-        infos = [read_info(path) for path in paths]
-    except (OSError, ValueError) as err:
-        raise UsageError(str(err)) from err
+    infos = [read_info(path) for path in paths]
     for path, info in zip(paths[1:], infos[1:], strict=True):
         for name in ("dataset", "sample_rate", "task", "vocabulary"):
             if getattr(info, name) != getattr(infos[0], name):
@@ -384,67 +236,69 @@ def merge_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- command line
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Flags of the sharding command."""
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.shard",
+        prog=PROG,
         description=DESCRIPTION,
-        epilog=EXIT_CODES,
+        epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", metavar="DIR", help="folder of audio, searched recursively")
     source.add_argument("--manifest", metavar="FILE", help=".jsonl or .csv manifest (see above)")
-    add("--out", metavar="DIR", required=True, help="output folder")
+    add("--out", metavar="DIR", required=True, help="output folder (one dataset per folder)")
     add("--split", default="train", help="split of all --input files (default: train)")
     add("--labels-from-parent", action="store_true", help="--input: label = parent folder name")
     add("--dataset", metavar="NAME", help="shard name prefix (default: name of --out)")
-    add("--sample-rate", metavar="HZ", type=int, default=16000, help="(default: 16000)")
+    add("--sample-rate", metavar="HZ", type=positive_int, default=16000, help="(default: 16000)")
     add("--task", choices=TASKS, help="(default: multilabel if there are labels, else none)")
     add("--vocabulary", metavar="FILE", help="one label per line (default: sorted labels seen)")
-    add("--workers", metavar="N", type=int, default=min(4, os.cpu_count() or 1),
+    add("--workers", metavar="N", type=nonnegative_int, default=min(4, os.cpu_count() or 1),
         help="decoding processes, 0: none (default: min(4, CPUs))")  # fmt: skip
-    add("--max-shard-mb", metavar="MB", type=float, default=500.0, help="(default: 500)")
-    add("--max-shard-samples", metavar="N", type=int, help="also bound samples per shard")
-    add("--max-seconds", metavar="S", type=float, help="keep only the first S s of each track")
-    add("--num-partitions", metavar="K", type=int, default=1, help="(default: 1)")
-    add("--partition-index", metavar="I", type=int, default=0, help="process inputs i %% K == I")
+    add("--max-shard-mb", metavar="MB", type=positive_float, default=500.0, help="(default: 500)")
+    add("--max-shard-samples", metavar="N", type=positive_int, help="also bound samples per shard")
+    add("--max-seconds", metavar="S", type=positive_float, help="keep the first S s of each track")
+    add("--num-partitions", metavar="K", type=positive_int, default=1, help="(default: 1)")
+    add("--partition-index", metavar="I", type=nonnegative_int, default=0,
+        help="process inputs i %% K == I")  # fmt: skip
+    add("--overwrite", action="store_true",
+        help="delete this dataset's shards, info and errors in --out first, and shard from scratch")  # fmt: skip
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.manifest is not None and (args.labels_from_parent or args.split != "train"):
         parser.error("--split and --labels-from-parent apply to --input only")
-    if args.sample_rate <= 0 or args.workers < 0 or args.max_shard_mb <= 0:
-        parser.error("--sample-rate and --max-shard-mb must be positive, --workers at least 0")
-    if args.max_seconds is not None and args.max_seconds <= 0:
-        parser.error("--max-seconds must be positive")
-    if args.max_shard_samples is not None and args.max_shard_samples < 1:
-        parser.error("--max-shard-samples must be at least 1")
-    if not 0 <= args.partition_index < args.num_partitions:
-        parser.error("--partition-index must be in [0, --num-partitions)")
+    if args.partition_index >= args.num_partitions:
+        parser.error("argument --partition-index: must be less than --num-partitions")
     return args
 
 
 def parse_merge_args(argv: list[str]) -> argparse.Namespace:
     """Flags of ``merge-info``."""
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.shard merge-info",
+        prog=f"{PROG} merge-info",
         description="Combine the info.pNNN.json files of partition runs into info.json.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("out", help="the shared output folder")
-    parser.add_argument("--num-partitions", type=int, help="fail unless all K partitions are there")
+    parser.add_argument(
+        "--num-partitions", type=positive_int, help="fail unless all K partitions are there"
+    )
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (see ``--help``)."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        if argv[:1] == ["merge-info"]:
-            return merge_info(parse_merge_args(argv[1:]))
-        return shard(parse_args(argv))
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["merge-info"]:
+        return run_main(lambda: parse_merge_args(argv[1:]), merge_info, f"{PROG} merge-info")
+    return run_main(lambda: parse_args(argv), shard, PROG)
 
 
 if __name__ == "__main__":

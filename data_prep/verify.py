@@ -2,7 +2,9 @@
 
 Decodes every sample of every listed shard and checks keys, metadata, labels,
 sample rate, per-shard and per-split counts and seconds, and which shards are
-on disk. Prints the sha256 of the sorted keys, so two runs can be compared.
+on disk. Shards may come from outside, so every tar member is checked too: a
+regular file, named ``{key}.flac`` or ``{key}.json`` with a safe key (no folders,
+no ``..``). Prints the sha256 of the sorted keys, so two runs can be compared.
 """
 
 from __future__ import annotations
@@ -10,17 +12,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import re
 import sys
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from lit_mrl.data.shards import DatasetInfo, decode_audio, iter_shard, parse_shard_name, read_info
+from data_prep.options import EXIT_CODES_HELP, add_debug_flag, run_main
+from lit_mrl.data.audio import decode_audio
+from lit_mrl.data.files import atomic_write
+from lit_mrl.data.shards import DatasetInfo, iter_shard, parse_shard_name, read_info
+from lit_mrl.errors import UsageError
 
+PROG = "python -m data_prep.verify"
 SECONDS_TOLERANCE = 0.01  # info.json rounds seconds to milliseconds
 MAX_PRINTED_PROBLEMS = 50
+MEMBER_EXTENSIONS = ("flac", "json")
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass
@@ -61,8 +72,39 @@ def check_meta(meta: dict[str, Any], key: str, split: str, info: DatasetInfo) ->
     return problems
 
 
+def check_members(path: Path) -> list[str]:
+    """Problems with a shard's tar members, each naming the shard and the member.
+
+    Every member must be a regular file named ``{key}.flac`` or ``{key}.json``, with
+    ``key`` of ``[A-Za-z0-9_-]`` only: a path (``../evil.flac``, ``/abs/x.json``) or
+    another extension (``.pickle``) fails. The reader skips such members unread.
+    """
+    try:
+        with tarfile.open(path, "r:") as tar:
+            found = [(member.name, _member_problem(member)) for member in tar]  # headers only
+    except tarfile.TarError as err:
+        return [f"{path.name}: not a readable tar shard ({err})"]
+    return [f"{path.name}: member {name!r}: {problem}" for name, problem in found if problem]
+
+
+def _member_problem(member: tarfile.TarInfo) -> str | None:
+    key, dot, extension = member.name.partition(".")
+    if not _SAFE_KEY.fullmatch(key):
+        return "unsafe name (keys are [A-Za-z0-9_-]+: no folders, no '..', not absolute)"
+    if not dot or extension not in MEMBER_EXTENSIONS:
+        return f"unknown extension {'.' + extension if dot else '(none)'} (only .flac and .json)"
+    if not member.isfile():
+        return "not a regular file"
+    return None
+
+
 def check_shard(path: Path, split: str, info: DatasetInfo, report: Report) -> tuple[int, float]:
-    """Decode and check every sample of one shard; returns ``(num_samples, seconds)``."""
+    """Check the members, then decode and check every sample of one shard.
+
+    Returns:
+        ``(num_samples, seconds)`` of the samples the reader yields.
+    """
+    report.problems.extend(check_members(path))
     count, seconds = 0, 0.0
     for sample in iter_shard(path):
         key, meta = sample["key"], sample["json"]
@@ -88,16 +130,23 @@ def check_shard(path: Path, split: str, info: DatasetInfo, report: Report) -> tu
 
 
 def verify(root: str | Path) -> Report:
-    """Check every shard listed in ``root/info.json``; see the module docstring."""
+    """Check every shard listed in ``root/info.json``; see the module docstring.
+
+    Raises:
+        UsageError: ``root`` is not a folder.
+        FileNotFoundError: it has no ``info.json``.
+    """
     root, report = Path(root), Report()
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder (expected a dataset folder with info.json)")
     try:
         info = read_info(root)
-    except (OSError, ValueError) as err:
+    except ValueError as err:
         report.problems.append(str(err))
         return report
     listed = {name for split in info.splits.values() for name in split.shards}
     for path in sorted(root.iterdir()):
-        if parse_shard_name(path.name, info.dataset) is not None and path.name not in listed:
+        if path.name.endswith(".tar") and path.name not in listed:
             report.problems.append(f"{path.name} is on disk but not in info.json")
         elif path.name.endswith(".tar.tmp"):
             report.notes.append(f"{path.name}: unfinished shard from an interrupted run")
@@ -122,6 +171,9 @@ def check_split(
     num_samples, seconds = 0, 0.0
     for shard, expected in zip(split.shards, split.shard_num_samples, strict=True):
         bar.update()
+        if Path(shard).name != shard or shard in (".", ".."):
+            report.problems.append(f"{shard!r} in info.json is not a file name in {root}")
+            continue  # never read outside the dataset folder
         parsed = parse_shard_name(shard, info.dataset)
         if parsed is None or parsed.split != name:
             report.problems.append(f"{shard} is listed under split {name!r} but named otherwise")
@@ -145,16 +197,8 @@ def check_split(
     return num_samples, seconds, len(split.shards)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: 0 if the folder matches its info.json, 1 otherwise (2: bad flags)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.verify",
-        description="Decode every sample of every shard in info.json and check it matches.",
-        epilog="exit status: 0 consistent, 1 problems found, 2 bad flags",
-    )
-    parser.add_argument("root", help="dataset folder holding info.json")
-    parser.add_argument("--keys", help="write the sorted sample keys to this file")
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """The command: print the report; 0 if the folder matches its info.json, 1 otherwise."""
     report = verify(args.root)
     for line in report.problems[:MAX_PRINTED_PROBLEMS]:
         print(f"problem: {line}")
@@ -166,9 +210,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"split {name}: samples={num_samples} seconds={seconds:.1f} shards={num_shards}")
     print(f"keys={len(report.keys)} sha256={report.keys_sha256}")
     if args.keys is not None:
-        Path(args.keys).write_text("".join(f"{key}\n" for key in sorted(report.keys)))
+        atomic_write(args.keys, "".join(f"{key}\n" for key in sorted(report.keys)).encode())
     print("consistent" if not report.problems else f"INCONSISTENT: {len(report.problems)} problems")
     return 1 if report.problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: 0 if the folder matches its info.json, 1 if not, 2 for usage errors."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Decode every sample of every shard in info.json and check it matches.",
+        epilog="for verify, 1 means: problems found (each printed as 'problem: ...')\n\n"
+        + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("root", help="dataset folder holding info.json")
+    parser.add_argument("--keys", help="write the sorted sample keys to this file")
+    add_debug_flag(parser)
+    return run_main(lambda: parser.parse_args(argv), run, PROG)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def make_bad_files(root: Path) -> dict[str, str]:
         "bad/corrupt.flac": "not decodable",
         "bad/empty.wav": "empty file",
         "bad/no_samples.wav": "zero-length",
-        "bad/text.wav": "not decodable",
+        "bad/text.wav": "not audio (starts like a text file)",
         "bad/nan.wav": "NaN",
         "bad/notes.txt": "unsupported format .txt",
     }
@@ -368,3 +368,32 @@ def test_out_folder_inside_input_folder_is_not_read_as_input(tmp_path):
     assert run_sharder(*command) == 0
     assert run_sharder(*command) == 0  # the shards and info.json are not inputs
     assert sharded_keys(tmp_path / "shards") == sorted(GOOD_KEYS)
+
+
+def test_data_prep_imports_no_torch_and_only_light_lit_mrl_modules():
+    modules = sorted(
+        f"data_prep.{path.stem}"
+        for path in (REPO / "data_prep").glob("*.py")
+        if not path.stem.startswith(("demo", "_"))
+    )
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lit_mrl'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+
+    imported = set(json.loads(result.stdout))
+    assert {"data_prep.shard", "data_prep.gtzan", "data_prep.verify"} <= set(modules)
+    assert not any(name.split(".")[0] == "torch" for name in imported)
+    assert imported <= {
+        "lit_mrl",
+        "lit_mrl.data",
+        "lit_mrl.data.audio",
+        "lit_mrl.data.files",
+        "lit_mrl.data.keys",
+        "lit_mrl.data.shards",
+        "lit_mrl.errors",
+    }

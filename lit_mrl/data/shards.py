@@ -15,8 +15,9 @@ Shards and ``info.json`` are written to a temporary name, fsynced and renamed,
 so a file with a final name is always complete.
 
 Readers here use :mod:`tarfile` and look only at ``.flac`` and ``.json``
-members; anything else in a shard (``.pyd``, ``.pickle``, ...) is skipped
-unread, because shards may come from outside.
+members with a safe key (``[A-Za-z0-9_-]+``); anything else in a shard
+(``.pyd``, ``.pickle``, ``../x.flac``, ...) is skipped unread, because shards
+may come from outside (``python -m data_prep.verify`` reports it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import soundfile as sf
+
+# decode_audio lives with the audio loader; re-exported here for existing imports
+from lit_mrl.data.audio import decode_audio as decode_audio
+from lit_mrl.data.audio import quantize_pcm16
+from lit_mrl.data.files import atomic_write, fsync_dir
 
 FORMAT_VERSION = 1
 INFO_NAME = "info.json"
@@ -73,8 +79,9 @@ def sanitize_key(text: str) -> str:
 def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
     """Encode mono float audio ``(T,)`` in [-1, 1] as FLAC PCM_16 bytes.
 
-    Values outside [-1, 1] are clipped. Quantisation is ``round(x * 32768)``, so
-    audio already on the int16 grid (``k / 32768``) decodes back bit-exactly.
+    Values outside [-1, 1] are clipped. Quantisation is :func:`quantize_pcm16`
+    (``round(x * 32768)``), so audio already on the int16 grid (``k / 32768``)
+    decodes back bit-exactly.
 
     Raises:
         ValueError: for non-1-D, empty or non-finite audio.
@@ -84,30 +91,9 @@ def encode_flac(audio: np.ndarray, sample_rate: int) -> bytes:
         raise ValueError(f"expected non-empty mono audio (T,), got shape {audio.shape}")
     if not np.isfinite(audio).all():
         raise ValueError("audio contains NaN or Inf")
-    # float32 keeps a 20-minute track small; k / 32768 * 32768 is exact in float32
-    scaled = np.rint(np.multiply(audio, 32768, dtype=np.float32))
-    pcm = np.clip(scaled, -32768, 32767).astype(np.int16)
     buffer = io.BytesIO()
-    sf.write(buffer, pcm, sample_rate, format="FLAC", subtype="PCM_16")
+    sf.write(buffer, quantize_pcm16(audio), sample_rate, format="FLAC", subtype="PCM_16")
     return buffer.getvalue()
-
-
-def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode any soundfile-readable bytes to float32 mono ``(T,)`` and its sample rate in Hz.
-
-    Channels are averaged.
-
-    Raises:
-        ValueError: if the bytes are not decodable audio or contain NaN/Inf.
-    """
-    try:
-        audio, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except sf.SoundFileError as err:
-        raise ValueError(f"cannot decode audio: {err}") from err
-    mono = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
-    if not np.isfinite(mono).all():
-        raise ValueError("audio contains NaN or Inf")
-    return np.ascontiguousarray(mono), sample_rate
 
 
 class ShardName(NamedTuple):
@@ -131,30 +117,6 @@ def parse_shard_name(name: str, dataset: str) -> ShardName | None:
         return None
     split, partition, index = match.groups()
     return ShardName(split, None if partition is None else int(partition), int(index))
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a fsynced temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable; not every platform can open a directory
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def check_names(dataset: str, split: str) -> None:
@@ -305,7 +267,7 @@ class ShardWriter:
         self._file.close()
         tmp = Path(self._file.name)
         os.replace(tmp, tmp.with_suffix(""))
-        _fsync_dir(self.out_dir)
+        fsync_dir(self.out_dir)
         self.shards.append(tmp.with_suffix("").name)
         self.shard_num_samples.append(self._count)
         self.shard_seconds.append(self._seconds)
@@ -340,7 +302,11 @@ def _iter_members(path: Path, with_audio: bool) -> Iterator[dict[str, Any]]:
             key, parts = None, {}
             for member in tar:  # reads headers only; unread data is skipped by seeking
                 split_name = _member_key(member.name) if member.isfile() else None
-                if split_name is None or split_name[1] not in ("flac", "json"):
+                if (
+                    split_name is None
+                    or split_name[1] not in ("flac", "json")
+                    or not _KEY_RE.fullmatch(split_name[0])  # "../x", "/abs/x": not our keys
+                ):
                     continue  # anything else is never read, let alone unpickled
                 if split_name[0] != key:
                     if key is not None:

@@ -1,0 +1,223 @@
+"""The one audio loader: every file, shard sample and folder of tracks is decoded here.
+
+:func:`load_audio` gives exactly the samples that the sharder stores for a file, so a
+track embedded straight from disk and the same track read back from its shard are
+bit-identical: decode with soundfile block by block, average the channels, resample
+once with a streaming soxr resampler (``"HQ"``), and round to the PCM_16 grid
+(:func:`quantize_pcm16`, the step :func:`lit_mrl.data.shards.encode_flac` takes before
+writing FLAC).
+
+A file that cannot be used raises :class:`AudioError` (a ``ValueError``) whose message
+names the file and says what it is instead: ``file not found``, ``empty file (0
+bytes)``, ``not audio (starts like a text file)``, ``not decodable audio (starts like
+FLAC; libsndfile: ...)`` and so on. No torch here: data preparation imports this.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+READ_BLOCK_FRAMES = 1 << 18  # about 6 s at 44.1 kHz: bounds memory on long tracks
+PCM16_SCALE = 32768  # int16 full scale: k / 32768 for k in [-32768, 32767]
+SNIFF_BYTES = 512
+RESAMPLE_QUALITY = "HQ"
+
+# (magic test, name) for the formats libsndfile reads; used to word decode errors only
+_AUDIO_MAGIC: tuple[tuple[re.Pattern[bytes], str], ...] = (
+    (re.compile(rb"(RIFF|RIFX|RF64|BW64)....WAVE", re.S), "WAV"),
+    (re.compile(rb"fLaC"), "FLAC"),
+    (re.compile(rb"OggS"), "Ogg"),
+    (re.compile(rb"ID3|\xff[\xe0-\xff]"), "MPEG audio"),
+    (re.compile(rb"FORM....AIF[FC]", re.S), "AIFF"),
+    (re.compile(rb"\.snd"), "AU"),
+    (re.compile(rb"caff"), "CAF"),
+)
+# (magic test, what it looks like) for common files that are not audio
+_OTHER_MAGIC: tuple[tuple[re.Pattern[bytes], str], ...] = (
+    (re.compile(rb"\s*(<!doctype html|<html|<head|<body)", re.I), "an HTML page"),
+    (re.compile(rb"\s*<\?xml", re.I), "an XML file"),
+    (re.compile(rb"PK\x03\x04|PK\x05\x06"), "a zip archive"),
+    (re.compile(rb"\x1f\x8b"), "a gzip archive"),
+    (re.compile(rb"%PDF-"), "a PDF document"),
+    (re.compile(rb"\x7fELF"), "a program (ELF)"),
+)
+_TEXT_CONTROL = set(range(32)) - {9, 10, 12, 13}
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio.
+
+    Args:
+        path: the file.
+        reason: what is wrong, without the path (``"empty file (0 bytes)"``).
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def quantize_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Round float audio to 16-bit PCM samples, as FLAC PCM_16 stores them.
+
+    Values outside [-1, 1] are clipped; ``k / 32768`` maps back to ``k`` exactly.
+
+    Args:
+        audio: float samples, any shape, nominally in [-1, 1].
+
+    Returns:
+        int16 samples of the same shape: ``clip(rint(x * 32768), -32768, 32767)``.
+    """
+    # float32 keeps a 20-minute track small; k / 32768 * 32768 is exact in float32
+    scaled = np.rint(np.multiply(audio, PCM16_SCALE, dtype=np.float32))
+    return np.clip(scaled, -PCM16_SCALE, PCM16_SCALE - 1).astype(np.int16)
+
+
+def pcm16_to_float(pcm: np.ndarray) -> np.ndarray:
+    """int16 samples -> float32 ``k / 32768``, what libsndfile decodes PCM_16 to."""
+    return pcm.astype(np.float32) / np.float32(PCM16_SCALE)
+
+
+def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
+    """Decode a file to float32 mono ``(T,)`` at ``sample_rate`` Hz, on the PCM_16 grid.
+
+    The result equals, bit for bit, the audio of the file's shard sample written by
+    ``python -m data_prep.shard`` with the same ``--sample-rate`` and ``--max-seconds``.
+
+    Args:
+        path: any file libsndfile reads (WAV, FLAC, Ogg, MP3, AIFF, ...).
+        sample_rate: output rate in Hz.
+        max_seconds: keep only the first ``max_seconds`` seconds of the file.
+
+    Raises:
+        AudioError: naming the file, if it is missing, empty, not audio, not
+            decodable, has zero samples or contains NaN/Inf.
+    """
+    return pcm16_to_float(quantize_pcm16(read_resampled(path, sample_rate, max_seconds)))
+
+
+def read_resampled(
+    path: str | Path, sample_rate: int, max_seconds: float | None = None
+) -> np.ndarray:
+    """:func:`load_audio` before rounding to PCM_16: float32 mono ``(T,)``, may exceed [-1, 1].
+
+    The sharder uses it to see clipping before :func:`quantize_pcm16` hides it.
+
+    Raises:
+        AudioError: as :func:`load_audio`.
+    """
+    path = Path(path)
+    head = _read_head(path)
+    other = _looks_like(head)
+    if other is not None:  # never handed to a decoder that would guess at it
+        raise AudioError(path, f"not audio (starts like {other})")
+    try:
+        audio = _decode_blocks(path, sample_rate, max_seconds)
+    except sf.SoundFileError as err:
+        raise AudioError(path, _undecodable(head, err, path)) from err
+    except OSError as err:
+        raise AudioError(path, f"cannot read ({err.strerror or err})") from err
+    if len(audio) == 0:  # a few input samples can resample to none
+        raise AudioError(path, "zero-length audio after resampling")
+    return audio
+
+
+def _decode_blocks(path: Path, sample_rate: int, max_seconds: float | None) -> np.ndarray:
+    with sf.SoundFile(path) as file:
+        frames = -1 if max_seconds is None else int(max_seconds * file.samplerate)
+        resampler = None
+        if file.samplerate != sample_rate:
+            resampler = soxr.ResampleStream(
+                file.samplerate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
+            )
+        pieces, frames_read = [], 0
+        for block in file.blocks(READ_BLOCK_FRAMES, frames=frames, dtype="float32", always_2d=True):
+            if not np.isfinite(block).all():
+                raise AudioError(path, "audio contains NaN or Inf")
+            mono = block.mean(axis=1, dtype=np.float32)  # (frames, channels) -> (frames,)
+            pieces.append(mono if resampler is None else resampler.resample_chunk(mono))
+            frames_read += len(block)
+        if frames_read == 0:
+            raise AudioError(path, "zero-length audio (0 samples)")
+        if resampler is not None:
+            pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    return np.concatenate(pieces).astype(np.float32, copy=False)
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            head = file.read(SNIFF_BYTES)
+    except FileNotFoundError:
+        raise AudioError(path, "file not found") from None
+    except IsADirectoryError:
+        raise AudioError(path, "is a folder, not a file") from None
+    except OSError as err:
+        raise AudioError(path, f"cannot read ({err.strerror or err})") from err
+    if not head:
+        raise AudioError(path, "empty file (0 bytes)")
+    return head
+
+
+def _looks_like(head: bytes) -> str | None:
+    """What a file that is certainly not audio starts like (``"a text file"``), else None."""
+    for magic, what in _OTHER_MAGIC:
+        if magic.match(head):
+            return what
+    if head.startswith(b"\xef\xbb\xbf") or _is_text(head):
+        return "a text file"
+    return None
+
+
+def _is_text(head: bytes) -> bool:
+    # every audio container has binary header bytes within its first few bytes
+    if any(byte in _TEXT_CONTROL for byte in head):
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return err.start >= len(head) - 3  # a character cut at the end of the sniffed bytes
+    return True
+
+
+def _audio_format(head: bytes) -> str | None:
+    return next((name for magic, name in _AUDIO_MAGIC if magic.match(head)), None)
+
+
+def _undecodable(head: bytes, err: sf.SoundFileError, path: Path) -> str:
+    # libsndfile's text repeats the path, and blames a "pipe" when mpg123 rejects a file
+    message = str(err).removeprefix(f"Error opening {str(path)!r}: ").strip()
+    if "possibly a pipe" in message:
+        message = "the decoder rejected the data"
+    fmt = _audio_format(head)
+    if fmt is None:
+        start = " ".join(f"{byte:02x}" for byte in head[:4])
+        return f"not decodable audio (unknown binary format, starts {start}; libsndfile: {message})"
+    return f"not decodable audio (starts like {fmt}; libsndfile: {message})"
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode in-memory audio (a shard's FLAC) to float32 mono ``(T,)`` and its rate in Hz.
+
+    Channels are averaged; no resampling, no rounding.
+
+    Raises:
+        ValueError: if the bytes are not decodable audio or contain NaN/Inf.
+    """
+    try:
+        audio, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except sf.SoundFileError as err:
+        other = _looks_like(data[:SNIFF_BYTES])
+        message = re.sub(r"^Error opening <[^>]*>: ", "", str(err))  # drops a BytesIO repr
+        detail = "0 bytes" if not data else f"starts like {other}" if other else message
+        raise ValueError(f"cannot decode audio: {detail}") from err
+    mono = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
+    if not np.isfinite(mono).all():
+        raise ValueError("audio contains NaN or Inf")
+    return np.ascontiguousarray(mono), sample_rate
