@@ -54,7 +54,9 @@ def pretrain(out: Path, shards: Path, method: str, extra: list[str]) -> Path:
         f"--trainer.logger.init_args.name=demo-{method}",
         *extra,
     ]  # fmt: skip
-    trained = cli.make_cli(args).trainer.checkpoint_callback.last_model_path
+    trainer = cli.make_cli(args).trainer
+    # the monitor-less checkpoint is the last state (configs/trainer.yaml)
+    trained = next(c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor is None)
     import wandb
 
     wandb.finish()  # Lightning leaves the run open; the next training gets its own

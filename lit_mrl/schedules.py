@@ -3,7 +3,7 @@
 import math
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler, OneCycleLR
 
 
 class WarmupCosineLR(LambdaLR):
@@ -32,10 +32,36 @@ class WarmupCosineLR(LambdaLR):
         super().__init__(optimizer, self.factor)
 
     def factor(self, step: int) -> float:
-        """LR multiplier at ``step``."""
+        """LR multiplier at ``step``.
+
+        Raises:
+            ValueError: the decay starts while ``total_steps`` is still -1 (nothing filled
+                in the run's length).
+        """
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)
+        if step == self.warmup_steps:
+            return 1.0  # the peak, whatever the horizon (schedulers evaluate step 0 when built)
+        if self.total_steps < 0:
+            raise ValueError(
+                "WarmupCosineLR reached the end of its warm-up with total_steps=-1: give "
+                "total_steps, or train through a lit_mrl module that fills in the run's length"
+            )
         total = max(self.total_steps, self.warmup_steps + 1)
         progress = min(1.0, (step - self.warmup_steps) / (total - self.warmup_steps))
         cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
         return self.final_ratio + (1.0 - self.final_ratio) * cosine
+
+
+def schedule_horizon(scheduler: LRScheduler) -> int | None:
+    """Steps after which ``scheduler`` stops changing the LR, for schedules that end.
+
+    ``None`` for schedules without an end (constant, step, exponential, ...).
+    """
+    if isinstance(scheduler, WarmupCosineLR):
+        return max(scheduler.total_steps, scheduler.warmup_steps)
+    if isinstance(scheduler, CosineAnnealingLR):
+        return scheduler.T_max
+    if isinstance(scheduler, OneCycleLR):
+        return scheduler.total_steps
+    return None

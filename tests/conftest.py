@@ -35,6 +35,49 @@ def make_split(rng, split: str, count: int, multiclass: bool = False):
         yield f"{split}_{i:03d}", synth_clip(rng, labels, seconds), {"labels": labels}
 
 
+TIMBRES = ("hiss", "square", "clicks")
+
+
+def timbre_clip(rng: np.random.Generator, tags: list[str], seconds: float) -> np.ndarray:
+    """A mix of the named timbres (noise, a square wave, a click train), peak 0.5."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    clip = 0.01 * rng.standard_normal(len(t))
+    for tag in tags:
+        if tag == "hiss":
+            clip += 0.3 * rng.standard_normal(len(t))
+        elif tag == "square":
+            f0 = rng.uniform(150, 600)
+            for k in range(1, int(7000 / f0), 2):  # odd harmonics below 7 kHz
+                clip += np.sin(2 * np.pi * k * f0 * t) / k
+        else:
+            starts = (np.arange(0, seconds, 1 / rng.uniform(5, 10)) * SAMPLE_RATE).astype(int)
+            clicks = np.zeros(len(t))
+            clicks[starts] = 1.0
+            burst = np.exp(-np.arange(480) / 80) * rng.standard_normal(480)  # 30 ms decay
+            clip += 2 * np.convolve(clicks, burst)[: len(t)]
+    clip = 0.5 * clip / np.abs(clip).max()
+    return (np.round(clip * 32767) / 32768).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def timbre_shards(tmp_path_factory):
+    """Multi-label timbre tagging a CNN can learn: 64 train, 32 valid, 8 test clips, 1-1.5 s."""
+    root = tmp_path_factory.mktemp("timbre_shards")
+    rng = np.random.default_rng(0)
+
+    def split(name, count):
+        for i in range(count):
+            tags = [tag for tag in TIMBRES if rng.random() < 0.5] or [TIMBRES[i % 3]]
+            clip = timbre_clip(rng, tags, float(rng.uniform(1.0, 1.5)))
+            yield f"{name}_{i:03d}", clip, {"labels": tags}
+
+    splits = {s: list(split(s, n)) for s, n in (("train", 64), ("valid", 32), ("test", 8))}
+    write_dataset(
+        root, "timbre", splits, SAMPLE_RATE, "multilabel", list(TIMBRES), max_samples=16
+    )
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory):
     """Multi-label band tagging: 16 train clips in 2 shards, 8 valid, 8 test, 0.5-1 s."""

@@ -77,14 +77,12 @@ def test_resume_continues_step_optimizer_and_schedule(tiny_shards, tmp_path):
         f"--data.root={tiny_shards}",
         f"--trainer.default_root_dir={tmp_path}",
         "--trainer.logger=false",
-        "--trainer.callbacks+=ModelCheckpoint",
-        f"--trainer.callbacks.dirpath={tmp_path}/ckpt",
-        "--trainer.callbacks.save_last=true",
     ]  # fmt: skip
     main(["fit", *common])
-    first = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
-    main(["fit", *common, "--trainer.max_epochs=2", f"--ckpt_path={tmp_path}/ckpt/last.ckpt"])
-    resumed = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    last = tmp_path / "checkpoints" / "last.ckpt"  # configs/trainer.yaml's last state
+    first = torch.load(last, weights_only=True)
+    main(["fit", *common, "--trainer.max_epochs=2", f"--ckpt_path={last}"])
+    resumed = torch.load(last, weights_only=True)
     assert first["global_step"] == 2
     assert resumed["global_step"] == 4
     assert resumed["lr_schedulers"][0]["last_epoch"] == 4

@@ -55,7 +55,7 @@ def test_a_few_steps_lower_the_loss(tiny_shards, method):
     module.train()
     opt = torch.optim.Adam(module.parameters(), lr=1e-2)
     losses = []
-    for _ in range(25):
+    for _ in range(50):
         loss = module.training_step(batch, 0)
         opt.zero_grad()
         loss.backward()

@@ -5,11 +5,13 @@ Training streams are resampled (shards drawn with replacement) and cut with
 streams read each sample once, in shard order, split by node and worker.
 """
 
-import functools
+import itertools
 import json
 import math
+import os
 import warnings
 import zlib
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import lightning as L
@@ -20,19 +22,10 @@ import webdataset as wds
 from torch import Tensor
 
 from lit_mrl.data.crops import center_crop, paired_crops, random_crop
+from lit_mrl.data.seeds import ResampledShards, SeededShuffle, StreamSeed
 from lit_mrl.data.shards import decode_audio, read_info, shard_paths
 
 Task = Literal["multilabel", "multiclass", "regression", "none"]
-
-
-def _stream_seed(rank: int) -> int:
-    """Seed for one (rank, loader worker, epoch) stream.
-
-    ``torch.initial_seed()`` differs per worker and per epoch (the loader draws a new
-    base seed from the seeded main RNG each epoch); mixing in the rank keeps DDP ranks
-    from drawing the same shards and crops.
-    """
-    return (torch.initial_seed() * 1_000_003 + rank) % (2**63)
 
 
 def skip_corrupt(exn: Exception) -> bool:
@@ -97,7 +90,7 @@ class CropSample:
         task: the dataset's task type.
         vocabulary: label names from ``info.json``.
         train: random (True) or deterministic (False) crops.
-        rank: global rank of this process (seeds the random crops).
+        seed: seeds the random crops (training only).
     """
 
     def __init__(
@@ -108,7 +101,7 @@ class CropSample:
         task: Task,
         vocabulary: list[str],
         train: bool,
-        rank: int = 0,
+        seed: StreamSeed | None = None,
     ) -> None:
         self.num_samples = num_samples
         self.num_views = num_views
@@ -116,13 +109,16 @@ class CropSample:
         self.task = task
         self.vocabulary = vocabulary
         self.train = train
-        self.rank = rank
+        self.seed = seed if seed is not None else StreamSeed(0)
         self._rng: np.random.Generator | None = None
+        self._rng_epoch = -1
 
     def _crops(self, audio: np.ndarray, key: str) -> list[np.ndarray]:
         if self.train:
-            if self._rng is None:  # created lazily, inside the worker that uses it
-                self._rng = np.random.default_rng(_stream_seed(self.rank))
+            if self._rng is None or self._rng_epoch != self.seed.epoch:
+                # made inside the worker that uses it, anew each epoch
+                self._rng = np.random.default_rng(self.seed("crops"))
+                self._rng_epoch = self.seed.epoch
             rng = self._rng
         elif self.num_views == 1:
             return [center_crop(audio, self.num_samples)]
@@ -159,6 +155,45 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+class TrainLoader(wds.WebLoader):
+    """The training loader: ``batches_per_epoch`` batches per epoch, seeded per epoch.
+
+    It has a length, so Lightning knows the steps per epoch (progress bars show a total
+    and the LR schedule's horizon is the real run); before each epoch's workers start,
+    the stream's seed learns the epoch number (see :mod:`lit_mrl.data.seeds`).
+
+    Args:
+        pipeline: the training pipeline (yields batches).
+        seed: the pipeline's :class:`StreamSeed`.
+        batches_per_epoch: batches per epoch and per device.
+        current_epoch: returns the epoch about to start.
+        num_workers: loader processes.
+    """
+
+    def __init__(
+        self,
+        pipeline: wds.DataPipeline,
+        seed: StreamSeed,
+        batches_per_epoch: int,
+        current_epoch: Callable[[], int],
+        num_workers: int,
+    ) -> None:
+        super().__init__(pipeline, batch_size=None, num_workers=num_workers)
+        self.seed = seed
+        self.current_epoch = current_epoch
+        # with_epoch after batching counts batches: equal on every rank, so DDP never hangs.
+        self.with_epoch(batches_per_epoch)
+
+    def __len__(self) -> int:
+        return self.nsamples
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        # A generator: nothing runs until the first batch is asked for. Lightning makes the
+        # first epoch's iterator before a resumed run has restored its epoch counter.
+        self.seed.epoch = self.current_epoch()
+        yield from super().__iter__()
+
+
 class ShardDataModule(L.LightningDataModule):
     """Batches of audio crops from a sharded dataset (see :mod:`lit_mrl.data.shards`).
 
@@ -179,6 +214,8 @@ class ShardDataModule(L.LightningDataModule):
         train_split: split used for training.
         val_split: split used for validation (skipped when absent).
         test_split: split used for testing.
+        seed: seed of the training stream (shards drawn, shuffle, crops); default: the
+            global seed of ``seed_everything`` (``PL_GLOBAL_SEED``), else 0.
     """
 
     def __init__(
@@ -194,10 +231,12 @@ class ShardDataModule(L.LightningDataModule):
         train_split: str = "train",
         val_split: str = "valid",
         test_split: str = "test",
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.info = read_info(root)
+        self.seed = seed
         self.root = root
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -228,7 +267,7 @@ class ShardDataModule(L.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
-    def _transform(self, train: bool) -> CropSample:
+    def _transform(self, train: bool, seed: StreamSeed | None = None) -> CropSample:
         return CropSample(
             num_samples=self.clip_samples,
             num_views=self.num_views,
@@ -236,8 +275,20 @@ class ShardDataModule(L.LightningDataModule):
             task=self.info.task,
             vocabulary=self.info.vocabulary,
             train=train,
-            rank=self._rank_and_world()[0],
+            seed=seed,
         )
+
+    def _stream_seed(self) -> StreamSeed:
+        seed = self.seed
+        if seed is None:
+            seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return StreamSeed(seed, rank=self._rank_and_world()[0])
+
+    def _epoch_counter(self) -> Callable[[], int]:
+        counter = itertools.count()  # without a trainer: each iteration is a new epoch
+        if self.trainer is None:
+            return lambda: next(counter)
+        return lambda: self.trainer.current_epoch
 
     def train_batches_per_epoch(self) -> int:
         """Training batches per epoch and per device."""
@@ -255,21 +306,18 @@ class ShardDataModule(L.LightningDataModule):
             persistent_workers=False,
         )
 
-    def train_dataloader(self) -> wds.WebLoader:
-        rank, _ = self._rank_and_world()
+    def train_dataloader(self) -> TrainLoader:
+        seed = self._stream_seed()
         pipeline = wds.DataPipeline(
-            wds.ResampledShards(
-                shard_paths(self.root, self.splits["train"]),
-                worker_seed=functools.partial(_stream_seed, rank),
-                deterministic=True,
-            ),
+            ResampledShards(shard_paths(self.root, self.splits["train"]), seed),
             wds.tarfile_to_samples(handler=skip_corrupt),
-            wds.shuffle(self.shuffle_buffer),
-            wds.map(self._transform(train=True), handler=skip_corrupt),
+            SeededShuffle(self.shuffle_buffer, seed),
+            wds.map(self._transform(train=True, seed=seed), handler=skip_corrupt),
             wds.batched(self.batch_size, collation_fn=collate, partial=False),
         )
-        # with_epoch after batching counts batches: equal on every rank, so DDP never hangs.
-        return self._loader(pipeline).with_epoch(self.train_batches_per_epoch())
+        return TrainLoader(
+            pipeline, seed, self.train_batches_per_epoch(), self._epoch_counter(), self.num_workers
+        )
 
     def _eval_dataloader(self, stage: str) -> wds.WebLoader:
         pipeline = wds.DataPipeline(
