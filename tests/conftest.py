@@ -72,9 +72,7 @@ def timbre_shards(tmp_path_factory):
             yield f"{name}_{i:03d}", clip, {"labels": tags}
 
     splits = {s: list(split(s, n)) for s, n in (("train", 64), ("valid", 32), ("test", 8))}
-    write_dataset(
-        root, "timbre", splits, SAMPLE_RATE, "multilabel", list(TIMBRES), max_samples=16
-    )
+    write_dataset(root, "timbre", splits, SAMPLE_RATE, "multilabel", list(TIMBRES), max_samples=16)
     return root
 
 
