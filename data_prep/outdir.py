@@ -15,13 +15,8 @@ from typing import Any
 
 from data_prep.fingerprint import compared_fields
 from lit_mrl.data.files import fsync_dir
-from lit_mrl.data.shards import (
-    INFO_NAME,
-    DatasetInfo,
-    SplitInfo,
-    parse_shard_name,
-    read_shard_meta,
-)
+from lit_mrl.data.info import INFO_NAME, DatasetInfo, SplitInfo
+from lit_mrl.data.shards import parse_shard_name, read_shard_meta
 from lit_mrl.errors import UsageError
 
 # any dataset's shard name; the dataset part is greedy, as names may hold '-'

@@ -41,14 +41,9 @@ from data_prep.outdir import (
 )
 from data_prep.workers import ordered_map, prepare
 from lit_mrl.data.files import atomic_write, lock_dir
-from lit_mrl.data.shards import (
-    INFO_NAME,
-    TASKS,
-    ShardWriter,
-    check_names,
-    read_info,
-    write_info,
-)
+from lit_mrl.data.info import INFO_NAME, TASKS, read_info, write_info
+from lit_mrl.data.shard_writer import ShardWriter
+from lit_mrl.data.shards import check_names
 
 PROG = "python -m data_prep.shard"
 DESCRIPTION = """\

@@ -24,7 +24,8 @@ from tqdm import tqdm
 from data_prep.options import EXIT_CODES_HELP, add_debug_flag, run_main
 from lit_mrl.data.audio import decode_audio
 from lit_mrl.data.files import atomic_write
-from lit_mrl.data.shards import DatasetInfo, iter_shard, parse_shard_name, read_info
+from lit_mrl.data.info import DatasetInfo, read_info
+from lit_mrl.data.shards import iter_shard, parse_shard_name
 from lit_mrl.errors import UsageError
 
 PROG = "python -m data_prep.verify"

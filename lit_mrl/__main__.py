@@ -1,4 +1,4 @@
 from lit_mrl.cli import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

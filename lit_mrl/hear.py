@@ -6,7 +6,7 @@
     scene = hear.get_scene_embeddings(audio, model)  # (n_sounds, D)
     emb, ms = hear.get_timestamp_embeddings(audio, model)  # (n_sounds, N, D), (n_sounds, N)
 
-Timestamp embeddings follow :mod:`lit_mrl.timeline`: 3 s windows every ``hop_seconds``
+Timestamp embeddings follow :mod:`lit_mrl.embed.windows`: 3 s windows every ``hop_seconds``
 (0.5 s by default here, finer than ``embed``'s 2 s), each stamped with the centre of the
 audio it covers; the scene embedding is the mean of the timestamp embeddings, so
 ``hop_seconds=2.0`` gives exactly the track embeddings of ``python -m lit_mrl embed``.
@@ -21,14 +21,15 @@ import torch
 from torch import Tensor, nn
 
 from lit_mrl.checkpoints import load_pretrained
-from lit_mrl.timeline import TimelineEmbedder
+from lit_mrl.embed.extractor import TimelineEmbedder
+from lit_mrl.models.audio_encoder import AudioEncoder
 
 
 class HearModel(nn.Module):
-    """A trained module wrapped with the attributes HEAR asks for.
+    """An audio encoder wrapped with the attributes HEAR asks for.
 
     Args:
-        module: a :class:`~lit_mrl.methods.base.PretrainModule`.
+        audio_encoder: waveform-to-embedding model (e.g. a trained module's).
         hop_seconds: distance between timestamp embeddings.
         window_seconds: window length.
         batch_windows: windows per encoder forward.
@@ -36,15 +37,15 @@ class HearModel(nn.Module):
 
     def __init__(
         self,
-        module: nn.Module,
+        audio_encoder: AudioEncoder,
         hop_seconds: float = 0.5,
         window_seconds: float = 3.0,
         batch_windows: int = 128,
     ) -> None:
         super().__init__()
-        self.module = module.eval()
-        self.sample_rate = int(module.sample_rate)
-        self.scene_embedding_size = int(module.encoder.embed_dim)
+        self.audio_encoder = audio_encoder.eval()
+        self.sample_rate = audio_encoder.sample_rate
+        self.scene_embedding_size = audio_encoder.embed_dim
         self.timestamp_embedding_size = self.scene_embedding_size
         self.hop_seconds = hop_seconds
         self.window_seconds = window_seconds
@@ -53,7 +54,7 @@ class HearModel(nn.Module):
     def embedder(self, device: torch.device) -> TimelineEmbedder:
         """A :class:`TimelineEmbedder` on ``device`` with this model's windowing."""
         return TimelineEmbedder(
-            self.module, self.window_seconds, self.hop_seconds, self.batch_windows, device
+            self.audio_encoder, self.window_seconds, self.hop_seconds, self.batch_windows, device
         )
 
 
@@ -76,8 +77,8 @@ def load_model(
     """
     if not model_file_path:
         raise ValueError("lit_mrl.hear.load_model needs a checkpoint path (model_file_path)")
-    module = load_pretrained(model_file_path)
-    return HearModel(module, hop_seconds, window_seconds, batch_windows)
+    audio_encoder = load_pretrained(model_file_path).audio_encoder
+    return HearModel(audio_encoder, hop_seconds, window_seconds, batch_windows)
 
 
 def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, Tensor]:

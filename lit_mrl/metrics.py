@@ -1,87 +1,37 @@
-"""Metric collections per task type, built once and cloned per stage."""
+"""Downstream metrics: one implementation of each, used by every trainer and the search.
+
+:func:`score_predictions` computes every metric of a task from predictions and labels
+(torchmetrics' functionals where torchmetrics has the metric); :class:`TaskScore` is the
+same function as a torchmetrics ``Metric`` for Lightning modules, so the probe search,
+the Lightning ``ProbeModule`` and supervised validation report identical numbers.
+
+- multilabel: macro ROC-AUC and average precision (``roc_auc``, ``pr_auc``); a tag whose
+  metric is undefined in the split (no positive, or no negative for ROC-AUC) is left out
+  of the mean and reported as NaN, as the paper's per-class results leave it blank;
+- multiclass: top-1 ``accuracy`` and ``macro_accuracy`` (mean recall over the classes
+  present); with ``metric="mirex_key"`` also the MIREX weighted key score;
+- regression: ``r2`` (mean over outputs) and ``r2_<output>``.
+"""
+
+from __future__ import annotations
 
 import warnings
 from typing import Literal
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric, MetricCollection, R2Score
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MultilabelAUROC,
-    MultilabelAveragePrecision,
-)
+from torchmetrics import Metric
+from torchmetrics.functional import r2_score
 from torchmetrics.functional.classification import multilabel_auroc, multilabel_average_precision
+from torchmetrics.utilities import dim_zero_cat
 
 # the key names live in a torch-free module (data preparation needs them); re-exported here
 from lit_mrl.data.keys import KEY_NAMES as KEY_NAMES
 from lit_mrl.data.keys import PITCH_CLASS_NAMES as PITCH_CLASS_NAMES
 from lit_mrl.data.keys import key_index as key_index
 
-
-def tagging_metrics(num_tags: int) -> MetricCollection:
-    """Macro ROC-AUC and average precision over ``num_tags`` tags (the paper's metrics)."""
-    return MetricCollection(
-        {
-            "roc_auc": MultilabelAUROC(num_labels=num_tags, average="macro"),
-            "pr_auc": MultilabelAveragePrecision(num_labels=num_tags, average="macro"),
-        }
-    )
-
-
-def classification_metrics(num_classes: int) -> MetricCollection:
-    """Accuracy (micro, i.e. top-1: the paper's GTZAN/NSynth number) and macro accuracy.
-
-    Macro accuracy is the mean per-class recall over the classes present in the targets.
-    """
-    return MetricCollection(
-        {
-            "accuracy": MulticlassAccuracy(num_classes=num_classes, average="micro"),
-            "macro_accuracy": MulticlassAccuracy(num_classes=num_classes, average="macro"),
-        }
-    )
-
-
-class OutputR2(R2Score):
-    """R² per regression output and their mean, as one dict.
-
-    Computes ``{"r2": mean, "r2_<name>": value, ...}``; a
-    :class:`~torchmetrics.MetricCollection` flattens the dict into its keys.
-
-    Args:
-        output_names: a name per output (default ``"0"``, ``"1"``, ...).
-    """
-
-    def __init__(self, output_names: list[str]) -> None:
-        super().__init__(multioutput="raw_values")
-        self.output_names = list(output_names)
-
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add ``(N, K)`` predictions and targets."""
-        if preds.shape[-1] != len(self.output_names):
-            raise ValueError(
-                f"predictions have {preds.shape[-1]} outputs but the metric was built for "
-                f"{len(self.output_names)} ({self.output_names})"
-            )
-        super().update(preds, target)
-
-    def compute(self) -> dict[str, Tensor]:
-        values = super().compute().reshape(-1)  # (K,)
-        named = {f"r2_{name}": value for name, value in zip(self.output_names, values, strict=True)}
-        return {"r2": values.mean(), **named}
-
-
-def regression_metrics(num_outputs: int, output_names: list[str] | None = None) -> MetricCollection:
-    """R² per output (``r2_<name>``) and their unweighted mean (``r2``, the search's criterion).
-
-    Args:
-        num_outputs: regression outputs K.
-        output_names: a name per output, e.g. ``["arousal", "valence"]``.
-    """
-    names = output_names if output_names is not None else [str(i) for i in range(num_outputs)]
-    if len(names) != num_outputs:
-        raise ValueError(f"{len(names)} output names for {num_outputs} outputs")
-    return MetricCollection({"r2": OutputR2(names)})
+ProbeTask = Literal["multilabel", "multiclass", "regression"]
+MetricName = Literal["default", "mirex_key"]
 
 
 def key_class_map(class_names: list[str]) -> Tensor:
@@ -118,91 +68,20 @@ def mirex_key_score(pred: Tensor, target: Tensor) -> Tensor:
     return torch.where(same_mode & (interval == 0), 1.0, score)
 
 
-class MirexKeyScore(Metric):
-    """Mean MIREX weighted key score (see :func:`mirex_key_score`).
-
-    Args:
-        class_names: key name of each class index, when the classes are not in the
-            canonical order of :data:`KEY_NAMES` (e.g. a sorted vocabulary).
-    """
-
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, class_names: list[str] | None = None) -> None:
-        super().__init__()
-        mapping = key_class_map(class_names) if class_names is not None else torch.arange(24)
-        self.register_buffer("class_map", mapping, persistent=False)
-        self.add_state("total_score", torch.tensor(0.0), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
-
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add ``(N, 24)`` class scores (or ``(N,)`` class indices) and ``(N,)`` targets."""
-        if preds.dim() == 2:
-            preds = preds.argmax(-1)
-        scores = mirex_key_score(self.class_map[preds], self.class_map[target])
-        self.total_score += scores.sum()
-        self.count += scores.numel()
-
-    def compute(self) -> Tensor:
-        return self.total_score / self.count
-
-
-def key_metrics(class_names: list[str] | None = None) -> MetricCollection:
-    """Accuracy and the MIREX weighted key score (``mirex_key``) over the 24 keys.
-
-    Args:
-        class_names: see :class:`MirexKeyScore`.
-    """
-    return MetricCollection(
-        {
-            "accuracy": MulticlassAccuracy(num_classes=24, average="micro"),
-            "mirex_key": MirexKeyScore(class_names),
-        }
-    )
-
-
-def task_metrics(
-    task: Literal["multilabel", "multiclass", "regression"],
-    num_outputs: int,
-    metric: Literal["default", "mirex_key"] = "default",
-    class_names: list[str] | None = None,
-) -> MetricCollection:
-    """The metric collection of a probe task: tagging, classification, key or regression.
-
-    Args:
-        task: the dataset's task type.
-        num_outputs: tags, classes or regression outputs K.
-        metric: ``"mirex_key"`` adds the key score (24 classes only).
-        class_names: label names in class-index order (keys for ``mirex_key``,
-            output names for regression).
-    """
-    if metric == "mirex_key":
-        if task != "multiclass" or num_outputs != 24:
-            raise ValueError(
-                f"metric mirex_key needs 24-class multiclass, got {task} x {num_outputs}"
-            )
-        return key_metrics(class_names)
-    if task == "multilabel":
-        return tagging_metrics(num_outputs)
-    if task == "multiclass":
-        return classification_metrics(num_outputs)
-    return regression_metrics(num_outputs, class_names)
+def check_task_metric(task: str, num_outputs: int, metric: str) -> None:
+    """Refuse ``metric="mirex_key"`` for anything but 24-class classification."""
+    if metric == "mirex_key" and (task != "multiclass" or num_outputs != 24):
+        raise ValueError(f"metric mirex_key needs 24-class multiclass, got {task} x {num_outputs}")
 
 
 def score_predictions(
-    task: Literal["multilabel", "multiclass", "regression"],
+    task: ProbeTask,
     preds: Tensor,
     labels: Tensor,
-    metric: Literal["default", "mirex_key"] = "default",
+    metric: MetricName = "default",
     class_names: list[str] | None = None,
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Summary and per-class metrics of one probe on one split (the probe search's scorer).
-
-    The same definitions as :func:`task_metrics`, with one difference for tagging: a tag
-    whose ROC-AUC (no positives or no negatives) or AP (no positives) is undefined in
-    this split is left out of the macro mean and reported as NaN, as the paper's results
-    CSVs leave such cells blank (torchmetrics' macro counts them as 0).
+    """Summary and per-class metrics of one set of predictions (see the module docstring).
 
     Args:
         task: the dataset's task type.
@@ -213,11 +92,11 @@ def score_predictions(
             (for regression).
 
     Returns:
-        ``{name: value}`` (e.g. ``roc_auc``, ``pr_auc``; ``accuracy``, ``macro_accuracy``,
-        ``mirex_key``; ``r2``, ``r2_<output>``) and ``{name: per-class values}``.
+        ``{name: value}`` and ``{name: per-class values}`` (NaN where undefined).
     """
     preds = preds.detach().float().cpu()
     labels = labels.detach().cpu()
+    check_task_metric(task, preds.shape[-1], metric)
     if task == "multilabel":
         return _score_tags(preds, labels.long())
     if task == "regression":
@@ -252,9 +131,54 @@ def _score_regression(
     preds: Tensor, labels: Tensor, output_names: list[str] | None
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     names = output_names if output_names is not None else [str(i) for i in range(preds.shape[-1])]
-    residual = (labels - preds).pow(2).sum(0)
-    total = (labels - labels.mean(0)).pow(2).sum(0)
-    r2 = 1.0 - residual / total  # (K,)
+    if len(names) != preds.shape[-1]:
+        raise ValueError(f"{len(names)} output names for {preds.shape[-1]} outputs")
+    r2 = r2_score(preds, labels, multioutput="raw_values").reshape(-1)  # (K,)
     summary = {"r2": r2.mean().item()}
     summary.update({f"r2_{name}": value.item() for name, value in zip(names, r2, strict=True)})
     return summary, {"r2": r2.tolist()}
+
+
+class TaskScore(Metric):
+    """:func:`score_predictions` as a torchmetrics ``Metric`` (predictions are gathered).
+
+    ``compute()`` returns the summary dict, e.g. ``{"roc_auc": ..., "pr_auc": ...}``.
+
+    Args:
+        task: the dataset's task type.
+        num_outputs: tags, classes or regression outputs K.
+        metric: ``"mirex_key"`` adds the key score (24 classes only).
+        class_names: label names in class-index order (keys for ``mirex_key``,
+            output names for regression).
+    """
+
+    full_state_update = False
+
+    def __init__(
+        self,
+        task: ProbeTask,
+        num_outputs: int,
+        metric: MetricName = "default",
+        class_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        check_task_metric(task, num_outputs, metric)
+        self.task, self.num_outputs = task, num_outputs
+        self.metric, self.class_names = metric, class_names
+        self.add_state("preds", default=[], dist_reduce_fx="cat")
+        self.add_state("labels", default=[], dist_reduce_fx="cat")
+
+    def update(self, preds: Tensor, labels: Tensor) -> None:
+        """Add ``(B, K)`` predictions and their labels."""
+        self.preds.append(preds.detach().float())
+        self.labels.append(labels.detach())
+
+    def compute(self) -> dict[str, Tensor]:
+        summary, _ = score_predictions(
+            self.task,
+            dim_zero_cat(self.preds),
+            dim_zero_cat(self.labels),
+            self.metric,
+            self.class_names,
+        )
+        return {name: torch.tensor(value) for name, value in summary.items()}

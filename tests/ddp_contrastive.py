@@ -48,7 +48,7 @@ class Recorder(ContrastiveModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer):
-        grads = {n: p.grad.clone() for n, p in self.encoder.named_parameters()}
+        grads = {n: p.grad.clone() for n, p in self.audio_encoder.named_parameters()}
         losses = self.all_gather(self.step_loss)
         if self.global_rank == 0:
             torch.save({"losses": losses.reshape(-1), "grads": grads}, sys.argv[1])

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lit_mrl.cli import make_cli
-from lit_mrl.embedding_store import write_index, write_part
-from lit_mrl.probe import ProbeModule
+from lit_mrl.cli.lightning import make_cli
+from lit_mrl.data.embeddings import part_name, write_index, write_part
+from lit_mrl.probe.module import ProbeModule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 METHOD_CONFIGS = sorted(
@@ -27,7 +27,7 @@ def instantiate(args):
 def test_method_configs_instantiate(config, tiny_shards, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)
     model, data, _ = instantiate(["-c", config, f"--data.root={tiny_shards}"])
-    assert model.encoder.embed_dim > 0
+    assert model.audio_encoder.embed_dim > 0
     assert data.sample_rate == model.sample_rate == 16000
 
 
@@ -39,7 +39,7 @@ def test_overlays_compose(overlay, tiny_shards, monkeypatch):
     assert data.num_views == 2
     assert trainer.max_epochs >= 1
     if "tiny" in overlay:
-        assert model.encoder.embed_dim == 60
+        assert model.audio_encoder.embed_dim == 60
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def any_embeddings(tmp_path_factory):
             }
             for i in range(4)
         ]
-        write_part(root, split, 0, rows)
+        write_part(root, part_name(split, 0), rows)
     write_index(root, {"embed_dim": 8, "task": "multiclass", "vocabulary": ["a", "b"]})
     return root
 

@@ -6,7 +6,8 @@ import tarfile
 import pytest
 import torch
 
-from lit_mrl.data.datamodule import ShardDataModule, encode_labels
+from lit_mrl.data.datamodule import ShardDataModule
+from lit_mrl.data.labels import encode_labels
 
 
 def first_batches(loader, n):

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from data_prep import emomusic, giantsteps, gtzan, jamendo, msd, mtat, nsynth, verify
+from lit_mrl.data.info import read_info
 from lit_mrl.data.keys import KEY_NAMES
-from lit_mrl.data.shards import read_info
 
 
 def write_audio(path: Path, seed: int = 0, seconds: float = 0.3, sample_rate: int = 22050) -> Path:
@@ -566,7 +566,7 @@ def test_msd_label_matrix_must_match_ids(tmp_path, capsys):
 @pytest.mark.parametrize("dataset", ["gtzan", "emomusic"])
 def test_adapter_shards_feed_embed_and_probe(tmp_path, dataset):
     """What an adapter writes is what `embed` and `probe` consume, end to end."""
-    from lit_mrl import embed, probe_search
+    from lit_mrl.cli import main as lit_mrl
 
     out = tmp_path / "shards"
     if dataset == "gtzan":
@@ -578,23 +578,16 @@ def test_adapter_shards_feed_embed_and_probe(tmp_path, dataset):
             run(emomusic, "--root", tmp_path / "emo", "--out", out, "--valid-fraction", "0.5") == 0
         )
     root = Path(__file__).resolve().parent.parent
-    embed.main(
-        [
-            "--random-init", str(root / "configs/demo/contrastive.yaml"), "--seed", "0",
-            "--input", str(out), "--out", str(tmp_path / "emb"), "--num-workers", "0",
-        ]
-    )  # fmt: skip
+    code = lit_mrl([
+        "embed", "--random_init", str(root / "configs/demo/contrastive.yaml"), "--seed", "0",
+        "--input", str(out), "--out", str(tmp_path / "emb"), "--num_workers", "0",
+    ])  # fmt: skip
+    assert code == 0
     results = tmp_path / "results"
-    probe_search.main(
-        [
-            "--embeddings",
-            str(tmp_path / "emb"),
-            "--out",
-            str(results),
-            "--epochs",
-            "2",
-            "--no-wandb",
-        ]
-    )
+    code = lit_mrl([
+        "probe", "--embeddings", str(tmp_path / "emb"), "--out", str(results), "--epochs", "2",
+        "--min_steps", "10", "--seeds", "1", "--bootstrap", "50", "--wandb", "false",
+    ])  # fmt: skip
+    assert code == 0
     test_metrics = json.loads((results / "results.json").read_text())["test"]
     assert ("accuracy" if dataset == "gtzan" else "r2") in test_metrics

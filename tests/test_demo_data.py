@@ -5,21 +5,24 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep import demo
-from data_prep import demo_music as dm
+from lit_mrl.demo import corpus as demo
+from lit_mrl.demo import music as dm
+from lit_mrl.demo import synth
 
 SCALE = 0.02  # 6-12 clips per corpus, about 300 s of audio
 
 
 @pytest.fixture(scope="module")
-def palette() -> dm.Palette:
-    return dm.check_soundfont(dm.soundfont_path().read_bytes(), (demo.PITCHES[0], demo.PITCHES[-1]))
+def palette() -> synth.Palette:
+    return synth.check_soundfont(
+        synth.soundfont_path().read_bytes(), (demo.PITCHES[0], demo.PITCHES[-1])
+    )
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    demo.main(["--out", str(out), "--scale", str(SCALE), "--workers", "1"])
+    demo.build_corpus(out, seed=0, scale=SCALE, workers=1)
     return out
 
 
@@ -41,7 +44,7 @@ def harmonic_product_f0(audio: np.ndarray, sample_rate: int) -> float:
     return float(freqs[np.argmax(product)])
 
 
-def test_palette_keeps_audible_in_tune_instruments(palette: dm.Palette) -> None:
+def test_palette_keeps_audible_in_tune_instruments(palette: synth.Palette) -> None:
     assert set(palette.families) == set(dm.FAMILIES)
     assert all(palette.families.values())
     assert palette.kits
@@ -101,7 +104,7 @@ def test_same_seed_gives_identical_corpus_with_any_worker_count(
         assert (tmp_path / audio).read_bytes() == (corpus / audio).read_bytes()
 
 
-def test_other_seed_gives_other_music(palette: dm.Palette) -> None:
+def test_other_seed_gives_other_music(palette: synth.Palette) -> None:
     spec = demo.TASKS["pretrain"]
     first = demo.plan_corpus("pretrain", spec, palette, seed=0, scale=SCALE)
     again = demo.plan_corpus("pretrain", spec, palette, seed=0, scale=SCALE)
@@ -112,11 +115,11 @@ def test_other_seed_gives_other_music(palette: dm.Palette) -> None:
 
 
 @pytest.mark.parametrize("pitch", [48, 57, 64, 71, 83])
-def test_pitch_clip_sounds_at_labelled_pitch(palette: dm.Palette, pitch: int) -> None:
-    piano = dm.Palette(palette.families, pitch_programs=(0,), kits=palette.kits)
+def test_pitch_clip_sounds_at_labelled_pitch(palette: synth.Palette, pitch: int) -> None:
+    piano = synth.Palette(palette.families, pitch_programs=(0,), kits=palette.kits)
     score, labels = demo.compose_pitch(np.random.default_rng(pitch), piano, str(pitch), 3.0)
     assert labels == [str(pitch)]
-    audio = dm.render_score(score, dm.soundfont_path().read_bytes())
+    audio = synth.render_score(score, synth.soundfont_path().read_bytes())
     f0 = harmonic_product_f0(audio[: dm.SAMPLE_RATE], dm.SAMPLE_RATE)
     semitones = 12 * np.log2(f0 / (440 * 2 ** ((pitch - 69) / 12)))
     octaves = round(semitones / 12)
@@ -124,7 +127,7 @@ def test_pitch_clip_sounds_at_labelled_pitch(palette: dm.Palette, pitch: int) ->
     assert abs(semitones - 12 * octaves) < 0.5
 
 
-def test_key_clips_use_the_key_and_end_on_the_tonic(palette: dm.Palette) -> None:
+def test_key_clips_use_the_key_and_end_on_the_tonic(palette: synth.Palette) -> None:
     clips = demo.plan_corpus("key", demo.TASKS["key"], palette, seed=0, scale=0.1)
     assert {c.labels[0] for c in clips} == set(demo.TASKS["key"].vocabulary)
     for clip in clips:
@@ -149,3 +152,27 @@ def test_rendered_key_clips_are_mostly_in_key(corpus: Path) -> None:
         name, mode = line["labels"][0].split()
         in_key = list(dm.key_pitch_classes(dm.NOTE_NAMES.index(name), mode))
         assert chroma[in_key].sum() / chroma.sum() > 0.6
+
+
+def test_corpus_shards_equal_what_the_sharder_stores(corpus: Path, tmp_path: Path) -> None:
+    """The demo shards through lit_mrl.data.audio, the sharder's loader: same samples."""
+    from data_prep import shard
+    from lit_mrl.data.info import read_info, shard_paths
+    from lit_mrl.data.shards import iter_shard
+
+    demo.shard_corpus(corpus, "tempo")
+    manifests = corpus / "manifests"
+    code = shard.main([
+        "--manifest", str(manifests / "tempo.jsonl"), "--out", str(tmp_path / "tempo"),
+        "--dataset", "tempo", "--task", "multiclass",
+        "--vocabulary", str(manifests / "tempo.vocab.txt"), "--workers", "0",
+    ])  # fmt: skip
+    assert code == 0
+    ours, theirs = read_info(corpus / "shards" / "tempo"), read_info(tmp_path / "tempo")
+    assert ours.vocabulary == theirs.vocabulary
+    for split in ours.splits:
+
+        def audio(root, split=split):
+            return {s["key"]: s["flac"] for p in shard_paths(root, split) for s in iter_shard(p)}
+
+        assert audio(corpus / "shards" / "tempo") == audio(tmp_path / "tempo")

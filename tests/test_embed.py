@@ -6,20 +6,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from lit_mrl.data.datamodule import encode_labels
-from lit_mrl.data.shards import iter_shard, read_info, shard_paths, write_dataset
-from lit_mrl.embed import build_random_module, main
-from lit_mrl.embedding_store import load_split, read_index
-from lit_mrl.methods import SupervisedTaggingModule
-from lit_mrl.models import SmallCNN
+from lit_mrl.cli import main
+from lit_mrl.data.embeddings import load_split, read_index
+from lit_mrl.data.info import read_info, shard_paths
+from lit_mrl.data.labels import encode_labels
+from lit_mrl.data.shard_writer import write_dataset
+from lit_mrl.data.shards import iter_shard
+from lit_mrl.embed.extractor import TimelineEmbedder
+from lit_mrl.embed.models import from_training_configs
+from lit_mrl.embed.windows import cut_windows, window_centres, window_starts
+from lit_mrl.models import AudioEncoder, SmallCNN
 from lit_mrl.models.frontend import LogMelSpectrogram, standardize
-from lit_mrl.timeline import (
-    TimelineEmbedder,
-    cut_windows,
-    track_logmel,
-    window_centres,
-    window_starts,
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 16000
@@ -94,26 +91,26 @@ def test_cut_windows_takes_the_frames_of_each_start():
 def test_track_logmel_in_chunks_equals_one_pass(samples):
     frontend = LogMelSpectrogram()
     audio = 0.1 * torch.randn(samples, generator=torch.Generator().manual_seed(samples))
-    chunked = track_logmel(frontend, audio, chunk_frames=150)
+    chunked = frontend.track_logmel(audio, chunk_frames=150)
     assert chunked.shape == (96, samples // 160)
     if samples > 1024:  # shorter clips are zero-padded for the reflect padding
         torch.testing.assert_close(chunked, frontend.logmel(audio[None])[0], atol=1e-4, rtol=1e-4)
 
 
-def tiny_module() -> SupervisedTaggingModule:
+def tiny_module() -> AudioEncoder:
     torch.manual_seed(0)
-    return SupervisedTaggingModule(SmallCNN([4, 8]), num_tags=3, projector_dims=[16]).eval()
+    return AudioEncoder(SmallCNN([4, 8])).eval()
 
 
-def per_window_loop(module, audio: torch.Tensor) -> np.ndarray:
+def per_window_loop(encoder: AudioEncoder, audio: torch.Tensor) -> np.ndarray:
     """The released code's way: one track, one window, batch 1."""
-    spec = module.frontend.logmel(audio[None])[0]
+    spec = LogMelSpectrogram().logmel(audio[None])[0]
     out = []
     for start in window_starts(spec.shape[1], 300, 200):
         window = spec[:, start : start + 300]
         window = torch.nn.functional.pad(window, (0, 300 - window.shape[1]))
         with torch.no_grad():
-            out.append(module.encoder(standardize(window)[None, None])[0])
+            out.append(encoder.encode(standardize(window)[None])[0])
     return torch.stack(out).numpy()
 
 
@@ -143,15 +140,19 @@ def test_embedder_rejects_non_finite_audio():
         list(embedder.embed_tracks([{"key": "bad", "audio": audio}]))
 
 
-def run_embed(args, capsys=None):
-    main([*map(str, args), "--device", "cpu"])
-    return capsys.readouterr().out if capsys else None
+def run_embed(args, capsys=None, code=0):
+    """``python -m lit_mrl embed ARGS``; checks the exit code, returns stdout + stderr."""
+    assert main(["embed", *map(str, args), "--trainer.accelerator", "cpu"]) == code
+    if capsys is None:
+        return None
+    captured = capsys.readouterr()
+    return captured.out + captured.err
 
 
 def test_embed_shards_writes_parts_labels_and_index(tiny_shards, tiny_checkpoint, tmp_path):
     out = tmp_path / "emb"
     args = ["--checkpoint", tiny_checkpoint, "--input", tiny_shards, "--out", out]
-    run_embed([*args, "--part-size", 5, "--num-workers", 2])
+    run_embed([*args, "--part_size", 5, "--num_workers", 2])
     index = read_index(out)
     info = read_info(tiny_shards)
     assert index["embed_dim"] == 8
@@ -159,7 +160,8 @@ def test_embed_shards_writes_parts_labels_and_index(tiny_shards, tiny_checkpoint
     assert index["vocabulary"] == info.vocabulary
     assert (index["window_seconds"], index["hop_seconds"], index["sample_rate"]) == (3, 2, 16000)
     assert index["checkpoint"] == str(Path(tiny_checkpoint).resolve())
-    assert index["model_class"].endswith("SupervisedTaggingModule")
+    assert index["encoder_class"].endswith("SmallCNN")
+    assert len(index["fingerprint"]) == 64  # sha256 of the checkpoint
     assert index["splits"]["train"]["num_samples"] == 16
     assert len(index["splits"]["train"]["parts"]) == 4  # 5 + 5 + 5 + 1
     for split in ("train", "valid", "test"):
@@ -182,12 +184,12 @@ def test_rerun_skips_embedded_tracks_and_refills_a_lost_part(
 ):
     out = tmp_path / "emb"
     args = ["--checkpoint", tiny_checkpoint, "--input", tiny_shards, "--out", out]
-    args += ["--splits", "valid", "--part-size", 3, "--num-workers", 0]
+    args += ["--splits", "valid", "--part_size", 3, "--num_workers", 0]
     run_embed(args)
     first = load_split(out, "valid")
     (out / "valid-000001.npz").unlink()
     text = run_embed(args, capsys)
-    assert "valid: 5 tracks already embedded in 2 parts (skipped), 3 to embed" in text
+    assert "valid: 5 tracks already embedded (skipped), 3 to embed" in text
     again = load_split(out, "valid")
     assert sorted(again.keys) == sorted(first.keys)  # none lost, none twice
     order = [first.keys.index(k) for k in again.keys]
@@ -196,12 +198,12 @@ def test_rerun_skips_embedded_tracks_and_refills_a_lost_part(
     assert "0 to embed" in run_embed(args, capsys)
 
 
-def test_rerun_with_other_settings_is_refused(two_tracks, tiny_checkpoint, tmp_path):
+def test_rerun_with_other_settings_is_refused(two_tracks, tiny_checkpoint, tmp_path, capsys):
     args = ["--checkpoint", tiny_checkpoint, "--input", two_tracks, "--out", tmp_path]
-    args += ["--num-workers", 0]
+    args += ["--num_workers", 0]
     run_embed(args)
-    with pytest.raises(SystemExit, match=r"hop_seconds=2\.0.*hop_seconds=1\.0"):
-        run_embed([*args, "--hop-seconds", 1])
+    text = run_embed([*args, "--hop_seconds", 1], capsys, code=2)
+    assert "hop_seconds=2.0, this run has hop_seconds=1.0" in text
 
 
 def write_audio_folder(root: Path) -> None:
@@ -221,7 +223,7 @@ def test_embed_audio_folder_resamples_and_reports_bad_files(tiny_checkpoint, tmp
     write_audio_folder(tmp_path / "audio")
     out = tmp_path / "emb"
     args = ["--checkpoint", tiny_checkpoint, "--input", tmp_path / "audio", "--out", out]
-    run_embed([*args, "--num-workers", 0])
+    run_embed([*args, "--num_workers", 0], code=1)  # some inputs failed
     index = read_index(out)
     assert index["task"] == "none"
     assert index["input_kind"] == "files"
@@ -231,7 +233,7 @@ def test_embed_audio_folder_resamples_and_reports_bad_files(tiny_checkpoint, tmp
     assert len(data.track_timeline(1)[0]) == 2  # 4 s at 22.05 kHz -> 400 frames at 16 kHz
     errors = {e["key"]: e for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
     assert set(errors) == {"c.wav", "d.wav", "e.wav"}
-    assert "cannot decode" in errors["c.wav"]["error"]
+    assert "not audio (starts like a text file)" in errors["c.wav"]["error"]
     assert "NaN or Inf" in errors["d.wav"]["error"]
     assert "less than one frame" in errors["e.wav"]["error"]
     assert errors["c.wav"]["source"] == str((tmp_path / "audio" / "c.wav").resolve())
@@ -242,43 +244,44 @@ def test_embed_a_list_of_files_reports_missing_ones(tiny_checkpoint, tmp_path):
     (tmp_path / "list.txt").write_text("# tracks\naudio/a.wav\n\naudio/missing.wav\n")
     out = tmp_path / "emb"
     args = ["--checkpoint", tiny_checkpoint, "--input", tmp_path / "list.txt", "--out", out]
-    run_embed([*args, "--num-workers", 0, "--splits", "mine"])
+    run_embed([*args, "--num_workers", 0, "--splits", "[mine]"], code=1)
     assert load_split(out, "mine").keys == ["audio/a.wav"]
     (error,) = map(json.loads, (out / "errors.jsonl").read_text().splitlines())
     assert error["key"] == "audio/missing.wav"
-    assert "No such file" in error["error"]
+    assert "file not found" in error["error"]
 
 
-def test_shards_at_another_rate_are_refused_naming_both(tiny_checkpoint, tmp_path):
+def test_shards_at_another_rate_are_refused_naming_both(tiny_checkpoint, tmp_path, capsys):
     clip = np.zeros(8000, dtype=np.float32)
     write_dataset(tmp_path / "sh", "low", {"test": [("k", clip, {})]}, 8000)
-    with pytest.raises(SystemExit, match=r"8000 Hz.*16000 Hz"):
-        run_embed(["--checkpoint", tiny_checkpoint, "--input", tmp_path / "sh", "--out", tmp_path])
+    args = ["--checkpoint", tiny_checkpoint, "--input", tmp_path / "sh", "--out", tmp_path]
+    text = run_embed(args, capsys, code=2)
+    assert "are at 8000 Hz but the model expects 16000 Hz" in text
 
 
 def test_random_init_baseline_is_seeded(two_tracks, tmp_path):
     configs = [ROOT / "configs/pretrain/supervised.yaml", ROOT / "tests/configs/tiny.yaml"]
-    common = ["--input", two_tracks, "--num-workers", 0, "--seed", 0]
+    common = ["--input", two_tracks, "--num_workers", 0, "--seed", 0]
+    listed = "[" + ", ".join(map(str, configs)) + "]"
     for name in "ab":
-        run_embed(["--random-init", *configs, "--out", tmp_path / name, *common])
+        run_embed(["--random_init", listed, "--out", tmp_path / name, *common])
     a, b = (load_split(tmp_path / n, "test").embeddings for n in "ab")
     np.testing.assert_array_equal(a, b)
-    weights = [build_random_module(configs, seed, 3).encoder.state_dict() for seed in (0, 0, 1)]
+    paths = list(map(str, configs))
+    weights = [from_training_configs(paths, seed)[0].state_dict() for seed in (0, 0, 1)]
     for name, value in weights[0].items():
         torch.testing.assert_close(value, weights[1][name], rtol=0, atol=0)
     assert any(not torch.equal(v, weights[2][n]) for n, v in weights[0].items())
     index = read_index(tmp_path / "a")
-    assert index["checkpoint"] is None
+    assert "checkpoint" not in index
     assert index["seed"] == 0
     assert index["embed_dim"] == 8
     assert len(index["random_init"]) == 2
 
 
 def test_embed_is_a_registered_command(capsys):
-    from lit_mrl.cli import main as cli_main
-
     with pytest.raises(SystemExit) as exit_info:
-        cli_main(["embed", "--help"])
+        main(["embed", "--help"])
     assert exit_info.value.code == 0
     assert "--checkpoint" in capsys.readouterr().out
 
@@ -291,3 +294,62 @@ def test_cuda_bf16_embeddings_are_close_to_cpu_float32():
     cpu = next(TimelineEmbedder(module).embed_tracks([{"audio": audio}]))
     gpu = next(TimelineEmbedder(module, device="cuda", bf16=True).embed_tracks([{"audio": audio}]))
     np.testing.assert_allclose(gpu["timeline"], cpu["timeline"], rtol=0.05, atol=0.05)
+
+
+def test_a_file_and_its_shard_embed_identically(tiny_checkpoint, tmp_path):
+    """One audio loader: embedding the file and embedding its shard give the same numbers."""
+    from data_prep import shard
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "song.wav", rng.uniform(-0.5, 0.5, (5 * 22050, 2)), 22050)
+    assert shard.main(["--input", str(tmp_path / "audio"), "--out", str(tmp_path / "sh"),
+                       "--dataset", "songs", "--workers", "0"]) == 0  # fmt: skip
+    for name, source in (("direct", tmp_path / "audio"), ("sharded", tmp_path / "sh")):
+        args = ["--checkpoint", tiny_checkpoint, "--input", source, "--out", tmp_path / name]
+        run_embed([*args, "--num_workers", 0])
+    direct = load_split(tmp_path / "direct", "all", timeline=True)
+    (split,) = read_index(tmp_path / "sharded")["splits"]
+    sharded = load_split(tmp_path / "sharded", split, timeline=True)
+    np.testing.assert_array_equal(direct.timeline, sharded.timeline)
+
+
+def test_long_tracks_stream_in_blocks_with_the_same_result(tiny_checkpoint, tmp_path):
+    rng = np.random.default_rng(4)
+    clip = (np.round(rng.uniform(-0.3, 0.3, 37 * SR) * 32767) / 32768).astype(np.float32)
+    write_dataset(tmp_path / "sh", "long", {"test": [("long", clip, {})]}, SR)
+    outs = {}
+    for seconds in (2.5, 60):
+        out = tmp_path / f"chunk{seconds}"
+        args = ["--checkpoint", tiny_checkpoint, "--input", tmp_path / "sh", "--out", out]
+        run_embed([*args, "--num_workers", 0, "--chunk_seconds", seconds])
+        outs[seconds] = load_split(out, "test", timeline=True)
+    assert len(outs[60].timeline) == 18  # 37 s: windows every 2 s, the last flush with the end
+    np.testing.assert_allclose(outs[2.5].timeline, outs[60].timeline, atol=1e-5)
+    np.testing.assert_array_equal(outs[2.5].timestamps, outs[60].timestamps)
+
+
+def test_two_processes_embed_exactly_what_one_does(tiny_shards, tiny_checkpoint, tmp_path):
+    """torchrun, 2 CPU processes (gloo): disjoint shares, one merged index, same embeddings."""
+    import subprocess
+    import sys
+
+    args = ["embed", "--checkpoint", str(tiny_checkpoint), "--input", str(tiny_shards),
+            "--num_workers", "0", "--part_size", "3", "--trainer.accelerator", "cpu"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                "--master-port", "29517", "-m", "lit_mrl"]  # fmt: skip
+    proc = subprocess.run(
+        [*torchrun, *args, "--out", str(tmp_path / "two"), "--trainer.devices", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    index = read_index(tmp_path / "two")
+    for split in ("train", "valid", "test"):
+        one, two = load_split(tmp_path / "one", split), load_split(tmp_path / "two", split)
+        assert sorted(two.keys) == sorted(one.keys)  # none lost, none twice
+        order = [two.keys.index(key) for key in one.keys]
+        np.testing.assert_allclose(two.embeddings[order], one.embeddings, atol=1e-6)
+        parts = index["splits"][split]["parts"]
+        assert {p.split("-")[1] for p in parts} == {"r000", "r001"}  # both ranks wrote parts
+        assert index["splits"][split]["num_samples"] == len(one.keys)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lit_mrl import hear
-from lit_mrl.timeline import TimelineEmbedder
+from lit_mrl.embed.extractor import TimelineEmbedder
 
 SR = 16000
 
@@ -38,7 +38,7 @@ def test_timestamp_embeddings_every_half_second_in_milliseconds(tiny_checkpoint,
 def test_scene_embedding_at_2_s_hop_is_the_embed_track_embedding(tiny_checkpoint, audio):
     model = hear.load_model(str(tiny_checkpoint), hop_seconds=2.0, batch_windows=4)
     scene = hear.get_scene_embeddings(audio, model)
-    embedder = TimelineEmbedder(model.module, hop_seconds=2.0)
+    embedder = TimelineEmbedder(model.audio_encoder, hop_seconds=2.0)
     rows = list(embedder.embed_tracks({"audio": a} for a in audio))
     expected = torch.from_numpy(np.stack([r["embedding"] for r in rows]))
     torch.testing.assert_close(scene, expected, atol=1e-5, rtol=1e-5)

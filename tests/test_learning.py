@@ -54,16 +54,25 @@ def check_schedule_and_last_epoch(rows: list[dict[str, float]], out: Path) -> No
     changed = [
         name
         for name, value in last["state_dict"].items()
-        if name.startswith("encoder.") and not torch.equal(value, before["state_dict"][name])
+        if name.startswith("audio_encoder.") and not torch.equal(value, before["state_dict"][name])
     ]
     assert len(changed) > 10  # the encoder still trains in the last epoch
 
 
-def test_supervised_fit_learns_its_tags(timbre_shards, tmp_path):
-    rows = fit("supervised", timbre_shards, tmp_path)
+def test_supervised_fit_learns_its_tags_and_the_online_probe_sees_it(timbre_shards, tmp_path):
+    rows = fit(
+        "supervised", timbre_shards, tmp_path,
+        "--trainer.callbacks+=lit_mrl.callbacks.OnlineProbe",
+        f"--trainer.callbacks.tasks={{timbre: {timbre_shards}}}",
+        "--trainer.callbacks.every_n_epochs=4",
+        "--trainer.callbacks.clip_seconds=1.0",
+    )  # fmt: skip
     check_schedule_and_last_epoch(rows, tmp_path)
     roc_auc = column(rows, "val/roc_auc")
     assert roc_auc[-1] >= 0.9, roc_auc
+    online = column(rows, "online_probe/timbre/roc_auc")
+    assert len(online) == 1 + 12 // 4  # before training, then every 4 epochs
+    assert online[-1] > online[0] + 0.05, online  # the embeddings got better for the task
 
 
 def test_contrastive_fit_lowers_its_validation_loss(timbre_shards, tmp_path):

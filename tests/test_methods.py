@@ -38,10 +38,10 @@ def test_training_step_gives_finite_loss_and_encoder_grads(tiny_shards, method):
     loss = module.training_step(batch, 0)
     assert torch.isfinite(loss)
     loss.backward()
-    for name, param in module.encoder.named_parameters():
+    for name, param in module.audio_encoder.named_parameters():
         assert param.grad is not None, name
         assert torch.isfinite(param.grad).all(), name
-    assert any(p.grad.abs().sum() > 0 for p in module.encoder.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in module.audio_encoder.parameters())
 
 
 @pytest.mark.parametrize("method", ["supervised", "contrastive"])

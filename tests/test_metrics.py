@@ -2,17 +2,20 @@ import math
 
 import pytest
 import torch
+from torchmetrics.functional import r2_score
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multilabel_auroc,
+    multilabel_average_precision,
+)
 
 from lit_mrl.metrics import (
     KEY_NAMES,
-    MirexKeyScore,
-    classification_metrics,
+    TaskScore,
+    key_class_map,
     key_index,
-    key_metrics,
     mirex_key_score,
-    regression_metrics,
     score_predictions,
-    task_metrics,
 )
 
 # (reference, estimate, score): every category, both modes, enharmonic spellings
@@ -63,93 +66,95 @@ def test_mirex_key_score_hand_cases(reference, estimate, expected):
 
 
 def test_mirex_key_score_matches_mir_eval_on_all_pairs():
-    mir_eval_key = pytest.importorskip("mir_eval.key")
+    import mir_eval.key
+
     pred, target = torch.meshgrid(torch.arange(24), torch.arange(24), indexing="ij")
     ours = mirex_key_score(pred.flatten(), target.flatten())
     theirs = [
-        mir_eval_key.weighted_score(KEY_NAMES[t], KEY_NAMES[p])
+        mir_eval.key.weighted_score(KEY_NAMES[t], KEY_NAMES[p])
         for p, t in zip(pred.flatten().tolist(), target.flatten().tolist(), strict=True)
     ]
     torch.testing.assert_close(ours, torch.tensor(theirs, dtype=torch.float32))
 
 
-def test_mirex_metric_maps_a_sorted_vocabulary():
+def test_key_score_maps_a_sorted_vocabulary():
     names = sorted(KEY_NAMES)  # e.g. the demo's vocabulary: "A major", "A minor", "A# major", ...
     reference = [("C major", "G major"), ("A minor", "C major"), ("E minor", "E minor")]
     target = torch.tensor([names.index(r) for r, _ in reference])
     pred = torch.tensor([names.index(e) for _, e in reference])
-    metric = MirexKeyScore(names)
-    metric.update(torch.nn.functional.one_hot(pred, 24).float(), target)
-    assert metric.compute().item() == pytest.approx((0.5 + 0.3 + 1.0) / 3)
-    collection = key_metrics(names).clone(prefix="test/")
-    collection.update(torch.nn.functional.one_hot(pred, 24).float(), target)
-    result = collection.compute()
-    assert result["test/accuracy"].item() == pytest.approx(1 / 3)
-    assert result["test/mirex_key"].item() == pytest.approx(0.6)
+    summary, _ = score_predictions(
+        "multiclass", torch.nn.functional.one_hot(pred, 24).float(), target, "mirex_key", names
+    )
+    assert summary["accuracy"] == pytest.approx(1 / 3)
+    assert summary["mirex_key"] == pytest.approx((0.5 + 0.3 + 1.0) / 3)
+    assert key_class_map(names)[names.index("C major")] == 0
 
 
-def test_classification_metrics_micro_and_macro():
+def test_classification_micro_and_macro_accuracy():
     target = torch.tensor([0, 0, 0, 1, 2, 2])
     pred = torch.tensor([0, 0, 1, 1, 0, 2])
-    metrics = classification_metrics(4)
-    metrics.update(torch.nn.functional.one_hot(pred, 4).float(), target)
-    result = metrics.compute()
-    assert result["accuracy"].item() == pytest.approx(4 / 6)
-    assert result["macro_accuracy"].item() == pytest.approx(
-        (2 / 3 + 1 + 1 / 2) / 3
-    )  # class 3 absent
+    summary, per_class = score_predictions(
+        "multiclass", torch.nn.functional.one_hot(pred, 4).float(), target
+    )
+    assert summary["accuracy"] == pytest.approx(4 / 6)
+    assert summary["macro_accuracy"] == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)  # 3 absent
+    assert math.isnan(per_class["accuracy"][3])
 
 
-def test_regression_metrics_per_output_and_mean():
+def test_regression_r2_per_output_and_mean():
     torch.manual_seed(0)
     target = torch.randn(50, 2)
     preds = target + torch.tensor([0.1, 0.5]) * torch.randn(50, 2)
-    metrics = regression_metrics(2, ["arousal", "valence"]).clone(prefix="val/")
-    metrics.update(preds, target)
-    result = metrics.compute()
+    summary, _ = score_predictions("regression", preds, target, class_names=["arousal", "valence"])
     r2 = 1 - ((target - preds) ** 2).sum(0) / ((target - target.mean(0)) ** 2).sum(0)
-    assert set(result) == {"val/r2", "val/r2_arousal", "val/r2_valence"}
-    assert result["val/r2_arousal"].item() == pytest.approx(r2[0].item(), abs=1e-5)
-    assert result["val/r2_valence"].item() == pytest.approx(r2[1].item(), abs=1e-5)
-    assert result["val/r2"].item() == pytest.approx(r2.mean().item(), abs=1e-5)
-    single = regression_metrics(1)
-    single.update(preds[:, :1], target[:, :1])
-    assert single.compute()["r2_0"].item() == pytest.approx(r2[0].item(), abs=1e-5)
+    assert set(summary) == {"r2", "r2_arousal", "r2_valence"}
+    assert summary["r2_arousal"] == pytest.approx(r2[0].item(), abs=1e-5)
+    assert summary["r2_valence"] == pytest.approx(r2[1].item(), abs=1e-5)
+    assert summary["r2"] == pytest.approx(r2.mean().item(), abs=1e-5)
 
 
-def test_task_metrics_refuses_key_score_for_other_tasks():
+def test_key_score_is_refused_for_other_tasks():
     with pytest.raises(ValueError, match="24-class"):
-        task_metrics("multiclass", 10, "mirex_key")
+        TaskScore("multiclass", 10, "mirex_key")
 
 
-def _collection_values(task, preds, labels, metric="default", names=None):
-    collection = task_metrics(task, preds.shape[-1], metric, names)
-    collection.update(preds, labels.long() if task == "multilabel" else labels)
-    return {k: v.item() for k, v in collection.compute().items()}
-
-
-@pytest.mark.parametrize("task", ["multilabel", "multiclass", "regression", "key"])
-def test_search_scorer_agrees_with_the_metric_collections(task):
+@pytest.mark.parametrize("task", ["multilabel", "multiclass", "regression"])
+def test_scores_agree_with_torchmetrics_where_every_class_is_defined(task):
     torch.manual_seed(0)
-    metric, names = ("mirex_key", sorted(KEY_NAMES)) if task == "key" else ("default", None)
-    task = "multiclass" if task == "key" else task
-    num = 24 if metric == "mirex_key" else 5
-    preds = torch.randn(300, num)
+    preds = torch.randn(300, 5)
     if task == "multilabel":
-        labels = (torch.rand(300, num) < 0.3).float()
+        labels = (torch.rand(300, 5) < 0.3).long()
+        expected = {
+            "roc_auc": multilabel_auroc(preds, labels, 5, average="macro"),
+            "pr_auc": multilabel_average_precision(preds, labels, 5, average="macro"),
+        }
     elif task == "multiclass":
-        labels = torch.randint(0, num, (300,))
+        labels = torch.randint(0, 5, (300,))
+        expected = {
+            "accuracy": multiclass_accuracy(preds, labels, 5, average="micro"),
+            "macro_accuracy": multiclass_accuracy(preds, labels, 5, average="macro"),
+        }
     else:
-        labels = preds + torch.randn(300, num)
-    summary, per_class = score_predictions(task, preds, labels, metric, names)
-    expected = _collection_values(task, preds, labels, metric, names)
-    assert set(expected) <= set(summary)
+        labels = preds + torch.randn(300, 5)
+        expected = {"r2": r2_score(preds, labels)}
+    summary, per_class = score_predictions(task, preds, labels)
     for name, value in expected.items():
-        assert summary[name] == pytest.approx(value, abs=1e-5), name
-    assert all(len(values) == num for values in per_class.values())
+        assert summary[name] == pytest.approx(value.item(), abs=1e-5), name
+    assert all(len(values) == 5 for values in per_class.values())
 
 
-def test_search_scorer_leaves_undefined_tags_out():
+def test_the_lightning_metric_is_the_same_function():
+    torch.manual_seed(0)
+    preds, labels = torch.randn(100, 4), (torch.rand(100, 4) < 0.3).long()
+    metric = TaskScore("multilabel", 4)
+    for chunk in range(4):  # batches accumulate
+        metric.update(preds[25 * chunk : 25 * chunk + 25], labels[25 * chunk : 25 * chunk + 25])
+    summary, _ = score_predictions("multilabel", preds, labels)
+    computed = metric.compute()
+    assert {k: v.item() for k, v in computed.items()} == pytest.approx(summary)
+
+
+def test_undefined_tags_are_left_out_of_the_macro_mean():
     labels = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]]).float()
     preds = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.3, 0.4], [0.8, 0.2, 0.3], [0.1, 0.4, 0.2]])
     summary, per_class = score_predictions("multilabel", preds, labels)

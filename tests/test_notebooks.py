@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lit_mrl.embedding_store import part_name, write_index, write_part
-from lit_mrl.probe_results import write_results
-from lit_mrl.report import build_table, to_markdown, write_csv
+from lit_mrl.data.embeddings import part_name, write_index, write_part
+from lit_mrl.probe.results import write_results
+from lit_mrl.report.table import build_table, to_csv, to_markdown
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 TASKS = {
     "instrument": ("multiclass", ["brass", "guitar", "piano"]),
     "tags": ("multilabel", ["bass", "drums", "fast", "slow"]),
 }
-MODELS = {"random": 2.0, "supervised": 0.3, "contrastive": 0.6}  # embedding noise per model
+MODELS = {"logmel-stats": 1.0, "random": 2.0, "supervised": 0.3, "contrastive": 0.6}  # noise
 SPLITS = {"train": 12, "valid": 6, "test": 6}
 EMBED_DIM, SAMPLE_RATE = 8, 22050
 
@@ -44,7 +44,7 @@ def write_embeddings(out, name, task, vocabulary, labels, rng):
                     "key": f"{name}_{split}_{i:03d}", "embedding": timeline.mean(0),
                     "label": label, "timeline": timeline, "timestamps": np.array([0.5, 1.5]),
                 })  # fmt: skip
-            write_part(root, split, 0, rows)
+            write_part(root, part_name(split, 0), rows)
             splits[split] = {"num_samples": len(rows), "parts": [part_name(split, 0)]}
         write_index(root, {
             "embed_dim": EMBED_DIM, "task": task, "vocabulary": vocabulary, "splits": splits,
@@ -53,20 +53,24 @@ def write_embeddings(out, name, task, vocabulary, labels, rng):
 
 
 def probe_result(name, task, vocabulary, model, score):
-    """A results.json dict as lit_mrl.probe_search writes it (one config, one seed)."""
+    """A results.json dict as `python -m lit_mrl probe` writes it (one config, two seeds)."""
     metrics = ["accuracy", "macro_accuracy"] if task == "multiclass" else ["roc_auc", "pr_auc"]
     test = dict.fromkeys(metrics, score)
     config = {"id": 0, "hidden_dims": [], "dropout": 0.0, "weight_decay": 0.0, "lr": 1e-3}
-    config |= {"val": test, "val_per_seed": [test]}
-    per_class = {m: [score] * (len(vocabulary) - 1) + [math.nan] for m in metrics[:1]}
-    if task == "multilabel":
-        per_class["pr_auc"] = per_class["roc_auc"]
+    config |= {"val": test, "best_step": 40}
+    values = [score] * (len(vocabulary) - 1) + [math.nan]
+    parts = {"mean": values, "low": [v - 0.05 for v in values], "high": [v + 0.05 for v in values]}
+    per_class = {
+        m: parts for m in (["accuracy"] if task == "multiclass" else ["roc_auc", "pr_auc"])
+    }
     return {
-        "task": task, "task_name": f"demo-{name}", "model_name": model, "metric": None,
+        "task": task, "task_name": f"demo-{name}", "model_name": model, "metric": "default",
         "primary_metric": metrics[0], "num_samples": {"train": 12, "val": 6, "test": 6},
         "class_names": vocabulary, "selected_config": config, "configs": [config],
-        "selected": 0, "val": test, "test": test, "test_std": dict.fromkeys(metrics, 0.0),
-        "test_per_seed": [test], "per_class": per_class,
+        "selected": 0, "val": test, "test": test,
+        "test_low": {k: v - 0.05 for k, v in test.items()},
+        "test_high": {k: v + 0.05 for k, v in test.items()},
+        "test_per_seed": [test, test], "per_class": per_class,
     }  # fmt: skip
 
 
@@ -86,23 +90,25 @@ def write_audio(out, name, labels):
                 f.write(json.dumps(line | {"labels": [str(label)], "track_id": key}) + "\n")
 
 
-def write_offline_runs(runs):
-    """What WandbLogger logs for each method, and a run holding two fits (step restarts at 0)."""
-    import wandb
-
-    for name, method, fits in [
-        ("demo-supervised", "SupervisedTaggingModule", 1),
-        ("demo-contrastive", "ContrastiveModule", 1),
-        ("demo-both", "ContrastiveModule", 2),
-    ]:
-        run = wandb.init(project="lit_mrl", name=name, dir=str(runs), mode="offline")
-        run.config.update({"model": {"class_path": f"lit_mrl.methods.{method}"}})
-        for step in [s for _ in range(fits) for s in range(30)]:
-            run.log({"train/loss": 2 / (step + 1), "train/lr": 1e-3, "trainer/global_step": step})
+def write_csv_logs(runs):
+    """metrics.csv of each pre-training as Lightning's CSVLogger writes it, online probe included."""
+    for method in ("supervised", "contrastive"):
+        folder = runs / f"demo-{method}" / "version_0"
+        folder.mkdir(parents=True)
+        header = [
+            "epoch",
+            "step",
+            "train/loss",
+            "train/lr",
+            "val/loss",
+            "online_probe/pitch/accuracy",
+        ]
+        lines = [",".join(header)]
+        for step in range(30):
+            lines.append(f"{step // 10},{step},{2 / (step + 1)},{1e-3 * (30 - step) / 30},,")
             if step % 10 == 9:
-                run.log({"val/loss": 0.1, "epoch": step // 10, "trainer/global_step": step})
-        run.finish()
-    wandb.teardown()  # finish() can return before the service has flushed the files
+                lines.append(f"{step // 10},{step},,,0.1,{0.3 + step / 100}")
+        (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +127,9 @@ def demo_out(tmp_path_factory):
         if task == "multiclass":
             write_audio(out, name, labels)
     table = build_table(results)
-    write_csv(table, out / "report.csv")
+    (out / "report.csv").write_text(to_csv(table))
     (out / "report.md").write_text(to_markdown(table, []))
-    (out / "runs").mkdir()
-    write_offline_runs(out / "runs")
+    write_csv_logs(out / "runs")
     return out
 
 
@@ -153,8 +158,8 @@ def test_notebooks_are_committed_without_outputs():
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        # one panel per fit: 2 runs of 1 fit and 1 run holding 2 fits
-        ("01_results.ipynb", ["ContrastiveModule, 66 history rows, 2 fit(s)", "1 fit(s)"]),
+        # both CSV logs found, the interval columns read back
+        ("01_results.ipynb", ["'demo-contrastive': 4", "80.0 [75.0, 85.0]"]),
         ("02_embeddings.ipynb", ["agreement@5", "<audio"]),  # players: the audio was found
     ],
 )

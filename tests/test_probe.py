@@ -6,11 +6,11 @@ from lightning.pytorch.cli import LightningCLI
 
 from lit_mrl.cli import main as cli_main
 from lit_mrl.data import ShardDataModule
-from lit_mrl.data.embeddings import EmbeddingDataModule, ShuffledBatches, write_arrays
-from lit_mrl.embedding_store import write_index
+from lit_mrl.data.embedding_datamodule import EmbeddingDataModule, ShuffledBatches, write_arrays
+from lit_mrl.data.embeddings import write_index
 from lit_mrl.losses import l2_penalty, probe_loss
 from lit_mrl.models.heads import MLPHead, seeded_mlp_head
-from lit_mrl.probe import ProbeModule
+from lit_mrl.probe.module import ProbeModule
 
 
 def toy_embeddings(root, task, dim=16, num_outputs=4, sizes=(240, 80, 80), seed=0):
@@ -64,8 +64,8 @@ class EncoderModeCheck(L.Callback):
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         assert module.training
-        assert not any(m.training for m in module.backbone.modules())
-        assert not any(p.requires_grad for p in module.backbone.parameters())
+        assert not any(m.training for m in module.audio_encoder.modules())
+        assert not any(p.requires_grad for p in module.audio_encoder.parameters())
         self.checked += 1
 
 
@@ -81,7 +81,7 @@ def test_probe_does_not_update_encoder(tiny_checkpoint, tiny_shards):
         checkpoint=str(tiny_checkpoint),
     )
     assert probe.head.linears()[0].in_features == 8  # the tiny encoder's embed_dim
-    before = {k: v.clone() for k, v in probe.backbone.state_dict().items()}
+    before = {k: v.clone() for k, v in probe.audio_encoder.state_dict().items()}
     head_before = [p.detach().clone() for p in probe.head.parameters()]
     data = ShardDataModule(
         str(tiny_shards), batch_size=4, num_workers=0, clip_seconds=0.5, shuffle_buffer=8
@@ -89,16 +89,16 @@ def test_probe_does_not_update_encoder(tiny_checkpoint, tiny_shards):
     check = EncoderModeCheck()
     trainer(3, callbacks=[check], limit_val_batches=1).fit(probe, data)
     assert check.checked == 3
-    assert not any(m.training for m in probe.backbone.modules())
-    for name, value in probe.backbone.state_dict().items():
+    assert not any(m.training for m in probe.audio_encoder.modules())
+    for name, value in probe.audio_encoder.state_dict().items():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0)  # incl. batch-norm stats
-    assert all(p.grad is None for p in probe.backbone.parameters())
+    assert all(p.grad is None for p in probe.audio_encoder.parameters())
     assert any(
         not torch.equal(p, q) for p, q in zip(probe.head.parameters(), head_before, strict=True)
     )
     probe.train()
     assert probe.head.training
-    assert not probe.backbone.training
+    assert not probe.audio_encoder.training
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -8,12 +9,30 @@ import pytest
 import torch
 
 from lit_mrl.cli import main as cli_main
-from lit_mrl.data.embeddings import EmbeddingDataModule, write_arrays
-from lit_mrl.embedding_store import write_index
+from lit_mrl.data.embedding_datamodule import EmbeddingDataModule, write_arrays
+from lit_mrl.data.embeddings import write_index
+from lit_mrl.errors import UsageError
 from lit_mrl.metrics import score_predictions
-from lit_mrl.probe import ProbeModule
-from lit_mrl.probe_grid import GRIDS, Grid, load_grid
-from lit_mrl.probe_search import main, run_search, select_best
+from lit_mrl.probe.grid import GRIDS, Grid, load_grid
+from lit_mrl.probe.module import ProbeModule
+from lit_mrl.probe.search import Budget, run_search, select_best
+
+
+def fixed(steps, warmup, batch_size=32):
+    """A budget without early stopping: every probe trains exactly ``steps`` steps."""
+    return Budget(steps, warmup, batch_size, eval_every=steps, patience=0)
+
+
+def quiet(*_):
+    pass
+
+
+def probe_main(args):
+    """``python -m lit_mrl probe ARGS``; returns (exit code, results.json)."""
+    code = cli_main(["probe", *map(str, args), "--wandb", "false", "--bootstrap", "200"])
+    out = args[args.index("--out") + 1]
+    return code, json.loads((Path(out) / "results.json").read_text()) if code == 0 else None
+
 
 KEYS = sorted(
     f"{t} {m}"
@@ -82,7 +101,7 @@ def test_grid_from_a_yaml_file(tmp_path):
     assert grid.hidden_dims == ((), (64, 64))
     assert len(grid.configs()) == 4
     path.write_text("hidden_dims: [[]]\n")
-    with pytest.raises(ValueError, match="exactly the lists"):
+    with pytest.raises(UsageError, match="exactly the lists"):
         load_grid(str(path))
 
 
@@ -91,7 +110,7 @@ def test_ensemble_matches_one_by_one_training_without_dropout(tmp_path):
     data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "multilabel")), batch_size=32)
     grid = Grid(hidden_dims=((), (8,)), dropout=(0.0,), weight_decay=(0.0, 1e-3), lr=(1e-3, 1e-2))
     steps, warmup, seed = 30, 5, 7
-    search = run_search(data, grid, steps, warmup, seeds=[seed], progress=lambda _: None)
+    search = run_search(data, grid, fixed(steps, warmup), seeds=[seed], progress=quiet)
     reference = one_by_one(data, grid, steps, warmup, seed)
     for config, (_, expected) in zip(search["configs"], reference, strict=True):
         for name, value in expected.items():
@@ -101,8 +120,8 @@ def test_ensemble_matches_one_by_one_training_without_dropout(tmp_path):
 
 
 def test_ensemble_predictions_equal_the_probe_module(tmp_path):
-    from lit_mrl.ensemble import EnsembleMLP, fit_ensemble, predict_ensemble
     from lit_mrl.models.heads import seeded_mlp_head
+    from lit_mrl.probe.ensemble import EnsembleMLP, fit_ensemble, predict_ensemble
 
     data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "regression")), batch_size=32)
     grid = Grid(hidden_dims=((8, 8),), dropout=(0.0,), weight_decay=(0.0, 1e-3), lr=(3e-3,))
@@ -123,7 +142,7 @@ def test_ensemble_selection_matches_one_by_one_with_dropout(tmp_path):
         str(noisy_embeddings(tmp_path, "regression", noise=1.0)), batch_size=32
     )
     grid = Grid(hidden_dims=((32,),), dropout=(0.1, 0.9), weight_decay=(0.0,), lr=(1e-4, 1e-2))
-    search = run_search(data, grid, 60, 5, seeds=[0], progress=lambda _: None)
+    search = run_search(data, grid, fixed(60, 5), seeds=[0], progress=quiet)
     reference = one_by_one(data, grid, 60, 5, seed=0)
     best = select_best([r[1] for r in reference], ("r2",))
     assert search["selected"] == best
@@ -135,8 +154,9 @@ def test_ensemble_selection_matches_one_by_one_with_dropout(tmp_path):
 def test_chunked_ensembles_equal_one_ensemble(tmp_path):
     data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "multiclass")), batch_size=50)
     grid = Grid(hidden_dims=((16,),), dropout=(0.0,), weight_decay=(0.0, 1e-4), lr=(1e-3, 1e-2))
-    whole = run_search(data, grid, 20, 2, seeds=[0], progress=lambda _: None)
-    one_each = run_search(data, grid, 20, 2, seeds=[0], max_params=1, progress=lambda _: None)
+    budget = fixed(20, 2, batch_size=50)
+    whole = run_search(data, grid, budget, seeds=[0], progress=quiet)
+    one_each = run_search(data, grid, budget, seeds=[0], max_params=1, progress=quiet)
     assert whole["selected"] == one_each["selected"]
     for a, b in zip(whole["configs"], one_each["configs"], strict=True):
         assert a["val"] == pytest.approx(b["val"], abs=1e-6)
@@ -152,26 +172,40 @@ def test_select_best_breaks_ties_by_the_next_metric_then_grid_order():
     assert select_best(val, ("roc_auc", "pr_auc")) == 1
 
 
-def test_probe_command_writes_results(tmp_path, capsys):
+def test_early_stopping_keeps_each_members_best_validation_weights(tmp_path):
+    data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "multiclass")), batch_size=32)
+    grid = Grid(hidden_dims=((64,),), dropout=(0.0,), weight_decay=(0.0,), lr=(1e-1, 1e-3))
+    budget = Budget(400, 10, 32, eval_every=10, patience=5)
+    search = run_search(data, grid, budget, seeds=[0], progress=quiet)
+    steps = [c["best_step"] for c in search["configs"]]
+    assert all(10 <= step <= 400 for step in steps)
+    late = run_search(data, grid, fixed(400, 10), seeds=[0], progress=quiet)
+    for early, last in zip(search["configs"], late["configs"], strict=True):
+        assert early["val"]["accuracy"] >= last["val"]["accuracy"] - 1e-9  # best, not last
+
+
+def test_probe_command_writes_results_with_intervals(tmp_path, capsys):
     root = noisy_embeddings(tmp_path / "emb", "multiclass", num_outputs=5)
     out = tmp_path / "out"
-    results = main([
-        "--embeddings", str(root), "--grid", "small", "--epochs", "2", "--batch-size", "64",
-        "--seeds", "0", "1", "--out", str(out), "--model-name", "toy",
+    code, saved = probe_main([
+        "--embeddings", root, "--grid", "small", "--epochs", 2, "--min_steps", 10,
+        "--batch_size", 64, "--seeds", 2, "--out", out, "--model_name", "toy",
     ])  # fmt: skip
+    assert code == 0
     printed = capsys.readouterr().out
     assert "test/accuracy:" in printed
-    saved = json.loads((out / "results.json").read_text())
+    assert "95 % interval" in printed
     assert saved["task"] == "multiclass"
     assert saved["task_name"] == "toy"  # the name of index.json's input folder
     assert saved["model_name"] == "toy"
     assert saved["num_configs"] == len(saved["configs"]) == 32
-    assert saved["steps"] == 2 * math.ceil(200 / 64)
+    assert saved["budget"]["steps"] == max(2 * math.ceil(200 / 64), 10)
     assert saved["seeds"] == [0, 1]
     assert len(saved["test_per_seed"]) == 2
-    assert saved["selected_config"]["id"] == saved["selected"] == results["selected"]
+    assert saved["selected_config"]["id"] == saved["selected"]
     assert set(saved["test"]) == {"accuracy", "macro_accuracy"}
-    assert all(len(c["val_per_seed"]) == 2 for c in saved["configs"])
+    for name, value in saved["test"].items():
+        assert saved["test_low"][name] <= value <= saved["test_high"][name]
     with open(out / "grid.csv") as f:
         grid_rows = list(csv.DictReader(f))
     assert len(grid_rows) == 32
@@ -179,35 +213,87 @@ def test_probe_command_writes_results(tmp_path, capsys):
     with open(out / "per_class.csv") as f:
         per_class = list(csv.DictReader(f))
     assert [r["class"] for r in per_class] == [f"out{i}" for i in range(5)]
-    assert set(per_class[0]) == {"class", "accuracy"}
+    assert set(per_class[0]) == {"class", "accuracy_mean", "accuracy_low", "accuracy_high"}
+
+
+def test_regression_targets_are_standardised_and_scored_in_their_units(tmp_path):
+    """Targets in the hundreds (BPM-like): R² stays sane because the probe sees z-scores."""
+    rng = np.random.default_rng(0)
+    centre = rng.standard_normal((1, 8))
+    for split, size in (("train", 300), ("valid", 100), ("test", 100)):
+        emb = rng.standard_normal((size, 8)) + centre
+        bpm = 120 + 30 * emb[:, :1] + 3 * rng.standard_normal((size, 1))
+        write_arrays(tmp_path / "emb", split, emb, bpm)
+    write_index(tmp_path / "emb", {"embed_dim": 8, "task": "regression", "vocabulary": ["bpm"]})
+    code, saved = probe_main(
+        ["--embeddings", tmp_path / "emb", "--grid", "small", "--seeds", 1, "--out", tmp_path / "o"]
+    )
+    assert code == 0
+    assert saved["targets_standardized"]
+    assert saved["test"]["r2_bpm"] > 0.8
+    assert saved["test_low"]["r2_bpm"] <= saved["test"]["r2_bpm"] <= saved["test_high"]["r2_bpm"]
 
 
 def test_probe_command_reads_a_probe_config_and_scores_keys(tmp_path):
     root = noisy_embeddings(tmp_path / "emb", "multiclass", num_outputs=24, noise=0.5)
     config = tmp_path / "probe.yaml"
     config.write_text(
+        "seed_everything: 3\ntrainer:\n  max_steps: 9\n"
         "model:\n  class_path: lit_mrl.probe.ProbeModule\n  init_args:\n    task: multiclass\n"
         "    num_outputs: 24\n    metric: mirex_key\n    warmup_steps: 2\n    max_steps: 9\n"
-        f"data:\n  class_path: lit_mrl.data.embeddings.EmbeddingDataModule\n  init_args:\n"
+        "    hidden_dims: [16]\n    lr: 0.005\n"
+        f"data:\n  class_path: lit_mrl.data.EmbeddingDataModule\n  init_args:\n"
         f"    root: {root}\n    batch_size: 100\n"
     )
     grid = tmp_path / "grid.yaml"
     grid.write_text("hidden_dims: [[]]\ndropout: [0.5]\nweight_decay: [0]\nlr: [1e-3, 3e-2]\n")
-    results = main(
-        ["--config", str(config), "--grid", str(grid), "--out", str(tmp_path / "o"), "--no-wandb"]
+    code, results = probe_main(
+        ["--config", config, "--grid", grid, "--out", tmp_path / "o", "--seeds", 1]
     )
-    assert (results["steps"], results["warmup_steps"], results["batch_size"]) == (9, 2, 100)
+    assert code == 0
+    budget = results["budget"]
+    assert (budget["steps"], budget["warmup_steps"], budget["batch_size"]) == (9, 2, 100)
     assert results["primary_metric"] == "mirex_key"
     assert results["test"]["mirex_key"] >= results["test"]["accuracy"]
     assert results["grid"]["name"] == "grid"
+    assert results["seeds"] == [3]  # seed_everything
+    assert results["num_configs"] == 3  # the grid's two plus the config's own probe
+    assert results["configs"][-1]["hidden_dims"] == [16]
 
 
-def test_probe_command_refuses_a_config_of_another_task(tmp_path):
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("model:\n  init_args:\n    task: multilabel\n", "task='multilabel' but"),
+        ("model:\n  init_args:\n    max_stpes: 10\n", "max_stpes (did you mean 'max_steps'?)"),
+        ("data:\n  init_args:\n    bach_size: 10\n", "bach_size (did you mean 'batch_size'?)"),
+        ("trainer:\n  callbacks: []\n", "trainer.callbacks is not used by the probe search"),
+        ("model:\n  init_args:\n    checkpoint: a.ckpt\n", "probes a live encoder"),
+    ],
+)
+def test_probe_config_keys_are_honoured_or_refused(tmp_path, capsys, yaml_text, message):
     root = noisy_embeddings(tmp_path / "emb", "regression")
     config = tmp_path / "probe.yaml"
-    config.write_text("model:\n  init_args:\n    task: multilabel\n")
-    with pytest.raises(ValueError, match=r"task=multilabel .* regression"):
-        main(["--config", str(config), "--embeddings", str(root), "--no-wandb"])
+    config.write_text(yaml_text)
+    code, _ = probe_main(["--config", config, "--embeddings", root, "--out", tmp_path / "o"])
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert message in line
+
+
+def test_a_missing_split_or_a_single_class_is_refused_before_training(tmp_path, capsys):
+    root = tmp_path / "emb"
+    rng = np.random.default_rng(0)
+    write_arrays(root, "train", rng.standard_normal((20, 4)), np.zeros(20, dtype=np.int64))
+    write_arrays(root, "valid", rng.standard_normal((5, 4)), np.zeros(5, dtype=np.int64))
+    write_index(root, {"embed_dim": 4, "task": "multiclass", "vocabulary": ["a", "b"]})
+    code, _ = probe_main(["--embeddings", root, "--out", tmp_path / "o"])
+    assert code == 2
+    assert "no embeddings of split 'test'" in capsys.readouterr().err
+    write_arrays(root, "test", rng.standard_normal((5, 4)), np.zeros(5, dtype=np.int64))
+    code, _ = probe_main(["--embeddings", root, "--out", tmp_path / "o"])
+    assert code == 2
+    assert "every training item has the class 'a'" in capsys.readouterr().err
 
 
 def test_probe_help_through_python_m_lit_mrl(capsys):

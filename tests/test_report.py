@@ -1,31 +1,34 @@
 import csv
+import json
 
 import numpy as np
 import pytest
 
-from lit_mrl.data.embeddings import write_arrays
-from lit_mrl.embedding_store import write_index
-from lit_mrl.paper_results import PAPER_MODELS, PAPER_ROWS, paper_task
-from lit_mrl.probe_results import write_results
-from lit_mrl.probe_search import main as probe_main
-from lit_mrl.report import main
+from lit_mrl.cli import main as cli_main
+from lit_mrl.data.embedding_datamodule import write_arrays
+from lit_mrl.data.embeddings import write_index
+from lit_mrl.probe.results import write_results
+from lit_mrl.report.paper import PAPER_MODELS, PAPER_ROWS, paper_task
+from lit_mrl.report.table import build_table
 
 
-def fake_result(out, task, task_name, model, test, class_names, metric="default"):
-    """A minimal results.json as the probe command writes it."""
+def main(args):
+    assert cli_main(["report", *map(str, args)]) == 0
+
+
+def fake_result(out, task, task_name, model, test, class_names, metric="default", width=0.02):
+    """A minimal results.json as the probe command writes it (interval +- ``width``)."""
     config = {
-        "id": 0,
-        "hidden_dims": [],
-        "dropout": 0.0,
-        "weight_decay": 0.0,
-        "lr": 1e-3,
-        "val": test,
-    }
+        "id": 0, "hidden_dims": [], "dropout": 0.0, "weight_decay": 0.0, "lr": 1e-3,
+        "val": test, "best_step": 10,
+    }  # fmt: skip
+    per_class = {"x": {part: [0.5] * len(class_names) for part in ("mean", "low", "high")}}
     write_results(
         {
             "task": task, "task_name": task_name, "model_name": model, "metric": metric,
-            "test": test, "configs": [config], "selected": 0, "class_names": class_names,
-            "per_class": {"x": [0.5] * len(class_names)},
+            "test": test, "test_low": {k: v - width for k, v in test.items()},
+            "test_high": {k: v + width for k, v in test.items()},
+            "configs": [config], "selected": 0, "class_names": class_names, "per_class": per_class,
         },
         out,
     )  # fmt: skip
@@ -100,53 +103,49 @@ def test_report_table_with_paper_columns(tmp_path, capsys):
         tmp_path / "a" / "key", "multiclass", "demo-key", "ours-a", key, ["C major"], "mirex_key"
     )
     out = tmp_path / "report"
-    table = main([
-        str(tmp_path / "a"), str(tmp_path / "b"), "--paper", "--out", f"{out}.md",
+    main([
+        tmp_path / "a", tmp_path / "b", "--paper", "true", "--out", f"{out}.md",
         "--csv", f"{out}.csv", "--png", f"{out}.png",
     ])  # fmt: skip
     markdown = (tmp_path / "report.md").read_text()
     assert capsys.readouterr().out.strip() == markdown.strip()
-    assert table.columns[:2] == ["ours-a", "ours-b"]
+    # 88.0 +- 2.0 and 90.0 +- 2.0 overlap: the best is bold but not separated (dagger)
     assert cell(markdown, "MagnaTagATune top-50", "ROC-AUC") == [
-        "88.0",
-        "90.0",
-        "91.7",
-        "90.1",
-        "91.4",
-        "90.6",
-        "90.5",
-        "89.7",
+        "88.0 ± 2.0", "**90.0 ± 2.0** †", "91.7", "90.1", "91.4", "90.6", "90.5", "89.7",
+    ]  # fmt: skip
+    # 35.1 +- 2.0 against 40.0 +- 2.0: separated, bold without a dagger
+    assert cell(markdown, "MagnaTagATune top-50", "AP")[:3] == [
+        "35.1 ± 2.0",
+        "**40.0 ± 2.0**",
+        "41.3",
     ]
-    assert cell(markdown, "MagnaTagATune top-50", "AP")[:3] == ["35.1", "40.0", "41.3"]
     assert cell(markdown, "Emomusic", "R² arousal") == [
-        "70.0",
-        "-",
-        "72.6",
-        "54.5",
-        "70.0",
-        "62.4",
-        "66.8",
-        "60.9",
-    ]
-    assert cell(markdown, "Emomusic", "R² valence")[0] == "30.0"
-    assert (
-        cell(markdown, "demo-key", "MIREX weighted") == ["60.0", "-"] + ["-"] * 6
-    )  # not in the paper
-    assert cell(markdown, "demo-key", "accuracy")[0] == "50.0"
+        "**70.0 ± 2.0**", "-", "72.6", "54.5", "70.0", "62.4", "66.8", "60.9",
+    ]  # fmt: skip
+    assert cell(markdown, "Emomusic", "R² valence")[0] == "**30.0 ± 2.0**"
+    assert cell(markdown, "demo-key", "MIREX weighted") == ["**60.0 ± 2.0**", "-"] + ["-"] * 6
+    assert cell(markdown, "demo-key", "accuracy")[0] == "**50.0 ± 2.0**"
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
     assert [r.split("|")[1].strip() for r in rows[1:]] == ["MagnaTagATune top-50"] * 2 + [
         "Emomusic"
     ] * 2 + ["demo-key"] * 2
     with open(f"{out}.csv") as f:
         records = list(csv.DictReader(f))
-    assert records[0]["paper: Musicset ULarge (MULE)"] == "91.40"
-    assert records[0]["ours-a"] == "88.00"
+    assert records[0]["paper: Musicset ULarge (MULE) mean"] == "91.40"
+    assert (records[0]["ours-a mean"], records[0]["ours-a low"]) == ("88.00", "86.00")
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_very_negative_r2_does_not_squeeze_the_chart(tmp_path):
+    fake_result(tmp_path / "a", "regression", "tempo", "m", {"r2_bpm": -10.76}, ["bpm"])
+    fake_result(tmp_path / "b", "multiclass", "pitch", "m", {"accuracy": 0.4}, ["a", "b"])
+    main([tmp_path / "a", tmp_path / "b", "--out", tmp_path / "r.md", "--png", tmp_path / "r.png"])
+    assert (tmp_path / "r.png").stat().st_size > 1000  # drawn; the R² bar sits on its own axis
+
+
 def test_report_of_the_paper_alone_lists_all_26_rows(tmp_path):
-    table = main(["--paper", "--out", str(tmp_path / "paper.md")])
-    assert len(table.rows) == 26
+    main(["--paper", "true", "--out", tmp_path / "paper.md"])
+    assert len(build_table([], paper=True).rows) == 26
     markdown = (tmp_path / "paper.md").read_text()
     assert cell(markdown, "GiantSteps key", "MIREX weighted") == [
         "28.6",
@@ -158,9 +157,14 @@ def test_report_of_the_paper_alone_lists_all_26_rows(tmp_path):
     ]
 
 
-def test_report_needs_results_or_paper():
-    with pytest.raises(SystemExit):
-        main([])
+def test_report_needs_results_or_paper(capsys):
+    assert cli_main(["report"]) == 2
+    assert "give results folders" in capsys.readouterr().err
+
+
+def test_report_on_an_empty_folder_is_one_line(tmp_path, capsys):
+    assert cli_main(["report", str(tmp_path)]) == 2
+    assert "no results.json under" in capsys.readouterr().err
 
 
 def test_report_reads_what_the_probe_command_writes(tmp_path):
@@ -174,13 +178,16 @@ def test_report_reads_what_the_probe_command_writes(tmp_path):
     )
     grid = tmp_path / "grid.yaml"
     grid.write_text("hidden_dims: [[]]\ndropout: [0.5]\nweight_decay: [0]\nlr: [3e-2]\n")
-    results = probe_main([
-        "--embeddings", str(tmp_path / "emo"), "--grid", str(grid), "--steps", "30",
-        "--out", str(tmp_path / "runs" / "emo"), "--model-name", "linear", "--no-wandb",
+    code = cli_main([
+        "probe", "--embeddings", str(tmp_path / "emo"), "--grid", str(grid), "--steps", "30",
+        "--out", str(tmp_path / "runs" / "emo"), "--model_name", "linear", "--wandb", "false",
+        "--seeds", "2", "--bootstrap", "100",
     ])  # fmt: skip
+    assert code == 0
+    results = json.loads((tmp_path / "runs" / "emo" / "results.json").read_text())
     assert results["task_name"] == "emo"
-    main([str(tmp_path / "runs"), "--paper", "--out", str(tmp_path / "r.md")])
+    main([tmp_path / "runs", "--paper", "true", "--out", tmp_path / "r.md"])
     markdown = (tmp_path / "r.md").read_text()
-    ours = float(cell(markdown, "Emomusic", "R² arousal")[0])
+    ours = float(cell(markdown, "Emomusic", "R² arousal")[0].split(" ± ")[0])
     assert ours == pytest.approx(100 * results["test"]["r2_arousal"], abs=0.051)
     assert cell(markdown, "Emomusic", "R² valence")[1:4] == ["56.6", "34.1", "57.7"]

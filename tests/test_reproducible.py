@@ -40,8 +40,8 @@ def test_same_seed_gives_bit_identical_training(tiny_shards, tmp_path):
     assert_same_weights(first["state_dict"], second["state_dict"])
     other = fit(tmp_path / "c", tiny_shards, "--trainer.max_epochs=2", "--seed_everything=1")
     assert not torch.equal(
-        other["state_dict"]["encoder.slow_stem.0.weight"],
-        first["state_dict"]["encoder.slow_stem.0.weight"],
+        other["state_dict"]["audio_encoder.encoder.slow_stem.0.weight"],
+        first["state_dict"]["audio_encoder.encoder.slow_stem.0.weight"],
     )
 
 

@@ -9,22 +9,16 @@ import pytest
 import soundfile as sf
 import webdataset as wds
 
+from lit_mrl.data.info import DatasetInfo, SplitInfo, read_info, shard_paths, write_info
+from lit_mrl.data.shard_writer import ShardWriter, write_dataset, write_shards
 from lit_mrl.data.shards import (
-    DatasetInfo,
-    ShardWriter,
-    SplitInfo,
     decode_audio,
     encode_flac,
     iter_shard,
     parse_shard_name,
-    read_info,
     read_shard_meta,
     sanitize_key,
     shard_name,
-    shard_paths,
-    write_dataset,
-    write_info,
-    write_shards,
 )
 
 SAMPLE_RATE = 16000

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,23 +113,49 @@ def read_resampled(
     Raises:
         AudioError: as :func:`load_audio`.
     """
+    audio = np.concatenate(list(iter_resampled(path, sample_rate, max_seconds)))
+    if len(audio) == 0:  # a few input samples can resample to none
+        raise AudioError(path, "zero-length audio after resampling")
+    return audio
+
+
+def iter_resampled(
+    path: str | Path,
+    sample_rate: int,
+    max_seconds: float | None = None,
+    block_frames: int = READ_BLOCK_FRAMES,
+) -> Iterator[np.ndarray]:
+    """:func:`read_resampled` a block at a time (memory bounded by the block, not the file).
+
+    The concatenated blocks equal :func:`read_resampled`'s array exactly.
+
+    Raises:
+        AudioError: as :func:`load_audio` (possibly after some blocks were yielded).
+    """
     path = Path(path)
     head = _read_head(path)
     other = _looks_like(head)
     if other is not None:  # never handed to a decoder that would guess at it
         raise AudioError(path, f"not audio (starts like {other})")
     try:
-        audio = _decode_blocks(path, sample_rate, max_seconds)
+        yield from _decode_blocks(path, sample_rate, max_seconds, block_frames)
     except sf.SoundFileError as err:
         raise AudioError(path, _undecodable(head, err, path)) from err
     except OSError as err:
         raise AudioError(path, f"cannot read ({err.strerror or err})") from err
-    if len(audio) == 0:  # a few input samples can resample to none
-        raise AudioError(path, "zero-length audio after resampling")
-    return audio
 
 
-def _decode_blocks(path: Path, sample_rate: int, max_seconds: float | None) -> np.ndarray:
+def iter_audio(
+    path: str | Path, sample_rate: int, block_frames: int = READ_BLOCK_FRAMES
+) -> Iterator[np.ndarray]:
+    """:func:`load_audio` a block at a time: float32 on the PCM_16 grid, as the shards store it."""
+    for block in iter_resampled(path, sample_rate, block_frames=block_frames):
+        yield pcm16_to_float(quantize_pcm16(block))
+
+
+def _decode_blocks(
+    path: Path, sample_rate: int, max_seconds: float | None, block_frames: int
+) -> Iterator[np.ndarray]:
     with sf.SoundFile(path) as file:
         frames = -1 if max_seconds is None else int(max_seconds * file.samplerate)
         resampler = None
@@ -136,18 +163,17 @@ def _decode_blocks(path: Path, sample_rate: int, max_seconds: float | None) -> n
             resampler = soxr.ResampleStream(
                 file.samplerate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
             )
-        pieces, frames_read = [], 0
-        for block in file.blocks(READ_BLOCK_FRAMES, frames=frames, dtype="float32", always_2d=True):
+        frames_read = 0
+        for block in file.blocks(block_frames, frames=frames, dtype="float32", always_2d=True):
             if not np.isfinite(block).all():
                 raise AudioError(path, "audio contains NaN or Inf")
             mono = block.mean(axis=1, dtype=np.float32)  # (frames, channels) -> (frames,)
-            pieces.append(mono if resampler is None else resampler.resample_chunk(mono))
             frames_read += len(block)
+            yield mono if resampler is None else resampler.resample_chunk(mono)
         if frames_read == 0:
             raise AudioError(path, "zero-length audio (0 samples)")
         if resampler is not None:
-            pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
-    return np.concatenate(pieces).astype(np.float32, copy=False)
+            yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
 def _read_head(path: Path) -> bytes:

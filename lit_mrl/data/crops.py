@@ -1,75 +1,129 @@
 """Cropping tracks into fixed-length clips: random, paired (contrastive) and centred.
 
-All functions work on 1-D float32 numpy arrays of samples and never drop a track:
-a track shorter than the crop is zero-padded (at a random position when cropping
-randomly, so two views of a short track still differ).
+A crop is decided from the track's length alone, as a :class:`Span` (which samples of the
+track go where in the clip), so a reader can decode just those samples (see
+:func:`read_spans`): a 3 s crop of a 4-minute FLAC costs one seek and 3 s of decoding,
+not the whole track. Nothing is ever dropped: a track shorter than the crop is
+zero-padded (at a random position when cropping randomly, so two views of a short track
+still differ). The ``*_crop`` functions apply the same spans to arrays in memory.
 """
 
+from __future__ import annotations
+
+import io
+from typing import NamedTuple
+
 import numpy as np
+import soundfile as sf
 
 
-def _place(audio: np.ndarray, num_samples: int, offset: int) -> np.ndarray:
-    """Put a short ``audio`` into a zero buffer of ``num_samples`` at ``offset``."""
+class Span(NamedTuple):
+    """Samples ``[start, stop)`` of a track, placed at ``offset`` in a zero clip."""
+
+    start: int
+    stop: int
+    offset: int
+
+
+def random_span(length: int, num_samples: int, rng: np.random.Generator) -> Span:
+    """A uniformly placed crop of ``num_samples`` of a track of ``length`` samples."""
+    if length < num_samples:
+        return Span(0, length, int(rng.integers(0, num_samples - length + 1)))
+    start = int(rng.integers(0, length - num_samples + 1))
+    return Span(start, start + num_samples, 0)
+
+
+def center_span(length: int, num_samples: int) -> Span:
+    """The deterministic crop in the middle of the track (evaluation)."""
+    if length < num_samples:
+        return Span(0, length, (num_samples - length) // 2)
+    start = (length - num_samples) // 2
+    return Span(start, start + num_samples, 0)
+
+
+def paired_spans(
+    length: int, num_samples: int, max_offset: int, rng: np.random.Generator
+) -> tuple[Span, Span]:
+    """Two crops of one track whose centres are at most ``max_offset`` samples apart.
+
+    The first centre is uniform over all valid centres; the second is uniform over the
+    valid centres within ``max_offset`` of the first, so positives are temporally close
+    (MULE's follow-up papers: within about 5 s).
+    """
+    if length < num_samples:
+        return random_span(length, num_samples, rng), random_span(length, num_samples, rng)
+    last_start = length - num_samples
+    start_a = int(rng.integers(0, last_start + 1))
+    low, high = max(0, start_a - max_offset), min(last_start, start_a + max_offset)
+    start_b = int(rng.integers(low, high + 1))
+    return Span(start_a, start_a + num_samples, 0), Span(start_b, start_b + num_samples, 0)
+
+
+def cut(audio: np.ndarray, span: Span, num_samples: int, first: int = 0) -> np.ndarray:
+    """The clip of ``span`` from ``audio``, which holds the track from sample ``first`` on."""
+    piece = audio[span.start - first : span.stop - first]
+    if span.offset == 0 and len(piece) == num_samples:
+        return np.ascontiguousarray(piece, dtype=np.float32)
     out = np.zeros(num_samples, dtype=np.float32)
-    out[offset : offset + len(audio)] = audio
+    out[span.offset : span.offset + len(piece)] = piece
     return out
 
 
-def random_crop(audio: np.ndarray, num_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly placed crop of ``num_samples`` samples.
+def track_length(data: bytes) -> tuple[int, int]:
+    """``(frames, sample rate)`` of encoded audio, from its header (nothing is decoded).
+
+    Raises:
+        ValueError: the bytes are not readable audio.
+    """
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as file:
+            return file.frames, file.samplerate
+    except sf.SoundFileError as err:
+        raise ValueError(f"cannot read audio header: {err}") from err
+
+
+def read_spans(data: bytes, spans: list[Span], num_samples: int) -> list[np.ndarray]:
+    """Decode only the samples the spans need (one seek, one read covering them all).
 
     Args:
-        audio: ``(T,)`` track.
-        num_samples: crop length in samples.
-        rng: random source.
+        data: encoded audio (a shard's FLAC); channels are averaged.
+        spans: where each clip comes from.
+        num_samples: clip length.
 
     Returns:
-        ``(num_samples,)`` crop; short tracks are padded at a random offset.
+        One ``(num_samples,)`` float32 clip per span, equal to cutting the fully decoded
+        track.
+
+    Raises:
+        ValueError: undecodable audio, or NaN/Inf in the samples read.
     """
-    if len(audio) < num_samples:
-        return _place(audio, num_samples, int(rng.integers(0, num_samples - len(audio) + 1)))
-    start = int(rng.integers(0, len(audio) - num_samples + 1))
-    return audio[start : start + num_samples]
+    first = min(span.start for span in spans)
+    last = max(span.stop for span in spans)
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as file:
+            file.seek(first)
+            block = file.read(last - first, dtype="float32", always_2d=True)
+    except sf.SoundFileError as err:
+        raise ValueError(f"cannot decode audio: {err}") from err
+    mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+    if not np.isfinite(mono).all():
+        raise ValueError("audio contains NaN or Inf")
+    return [cut(mono, span, num_samples, first) for span in spans]
+
+
+def random_crop(audio: np.ndarray, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``(num_samples,)`` uniformly placed crop of ``(T,)`` audio (see :func:`random_span`)."""
+    return cut(audio, random_span(len(audio), num_samples, rng), num_samples)
 
 
 def center_crop(audio: np.ndarray, num_samples: int) -> np.ndarray:
-    """The deterministic crop in the middle of the track (evaluation).
-
-    Args:
-        audio: ``(T,)`` track.
-        num_samples: crop length in samples.
-
-    Returns:
-        ``(num_samples,)`` crop; short tracks are padded equally on both sides.
-    """
-    if len(audio) < num_samples:
-        return _place(audio, num_samples, (num_samples - len(audio)) // 2)
-    start = (len(audio) - num_samples) // 2
-    return audio[start : start + num_samples]
+    """``(num_samples,)`` centre crop of ``(T,)`` audio (see :func:`center_span`)."""
+    return cut(audio, center_span(len(audio), num_samples), num_samples)
 
 
 def paired_crops(
     audio: np.ndarray, num_samples: int, max_offset: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two crops of one track whose centres are at most ``max_offset`` samples apart.
-
-    The first centre is uniform over all valid centres; the second is uniform over
-    the valid centres within ``max_offset`` of the first, so positives are
-    temporally close (MULE's follow-up papers: within about 5 s).
-
-    Args:
-        audio: ``(T,)`` track.
-        num_samples: crop length in samples.
-        max_offset: largest distance between the two crop centres, in samples.
-        rng: random source.
-
-    Returns:
-        Two ``(num_samples,)`` crops.
-    """
-    if len(audio) < num_samples:
-        return random_crop(audio, num_samples, rng), random_crop(audio, num_samples, rng)
-    last_start = len(audio) - num_samples
-    start_a = int(rng.integers(0, last_start + 1))
-    low, high = max(0, start_a - max_offset), min(last_start, start_a + max_offset)
-    start_b = int(rng.integers(low, high + 1))
-    return audio[start_a : start_a + num_samples], audio[start_b : start_b + num_samples]
+    """Two ``(num_samples,)`` crops of ``(T,)`` audio at most ``max_offset`` apart."""
+    a, b = paired_spans(len(audio), num_samples, max_offset, rng)
+    return cut(audio, a, num_samples), cut(audio, b, num_samples)

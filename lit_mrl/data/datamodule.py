@@ -6,144 +6,25 @@ streams read each sample once, in shard order, split by node and worker.
 """
 
 import itertools
-import json
 import math
 import os
-import warnings
-import zlib
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
-import numpy as np
-import soundfile as sf
 import torch
 import webdataset as wds
-from torch import Tensor
 
-from lit_mrl.data.crops import center_crop, paired_crops, random_crop
+from lit_mrl.data.info import read_info, shard_paths
+from lit_mrl.data.labels import Task
 from lit_mrl.data.seeds import ResampledShards, SeededShuffle, StreamSeed
-from lit_mrl.data.shards import decode_audio, read_info, shard_paths
-
-Task = Literal["multilabel", "multiclass", "regression", "none"]
+from lit_mrl.data.stream import CropSample, ShardSamples
 
 
-def skip_corrupt(exn: Exception) -> bool:
-    """WebDataset handler: warn and skip undecodable samples, re-raise code errors.
-
-    Bad audio (``ValueError`` from decoding or label checks, libsndfile errors, broken
-    tar members) skips one sample; anything else (``KeyError``, ``TypeError``, ...)
-    is a bug or a config error and stops the run.
-    """
-    if isinstance(exn, (ValueError, sf.LibsndfileError, OSError)):
-        warnings.warn(f"skipping a bad sample: {exn!r}", stacklevel=2)
-        return True
-    raise exn
-
-
-def encode_labels(meta: dict, task: Task, vocabulary: list[str]) -> Tensor:
-    """Turn a sample's ``labels``/``targets`` into a training target.
-
-    Args:
-        meta: the sample's JSON metadata.
-        task: the dataset's task type.
-        vocabulary: label names (or regression output names) from ``info.json``.
-
-    Returns:
-        ``(K,)`` float multi-hot (multilabel), ``()`` long class index (multiclass),
-        ``(K,)`` float values (regression) or ``(0,)`` (none).
-
-    Raises:
-        ValueError: a label is not in the vocabulary or a multiclass sample does not
-            have exactly one label.
-    """
-    if task == "regression":
-        return torch.tensor(meta["targets"], dtype=torch.float32)
-    if task == "none":
-        return torch.zeros(0)
-    index = {name: i for i, name in enumerate(vocabulary)}
-    unknown = [lab for lab in meta["labels"] if lab not in index]
-    if unknown:
-        raise ValueError(f"sample {meta.get('key')!r}: labels {unknown} not in the vocabulary")
-    if task == "multiclass":
-        if len(meta["labels"]) != 1:
-            raise ValueError(
-                f"sample {meta.get('key')!r}: multiclass needs one label, got {meta['labels']}"
-            )
-        return torch.tensor(index[meta["labels"][0]])
-    hot = torch.zeros(len(vocabulary))
-    hot[[index[lab] for lab in meta["labels"]]] = 1.0
-    return hot
-
-
-class CropSample:
-    """Decode one raw WebDataset sample and crop it into ``num_views`` clips.
-
-    A picklable callable (it travels to loader workers). Training draws random crops;
-    evaluation takes the centre crop, or for two views a pair drawn from an RNG seeded
-    by the sample key, so validation is deterministic.
-
-    Args:
-        num_samples: crop length in samples.
-        num_views: crops per track (1, or 2 for contrastive pairs).
-        max_offset: largest distance between two crop centres, in samples.
-        task: the dataset's task type.
-        vocabulary: label names from ``info.json``.
-        train: random (True) or deterministic (False) crops.
-        seed: seeds the random crops (training only).
-    """
-
-    def __init__(
-        self,
-        num_samples: int,
-        num_views: int,
-        max_offset: int,
-        task: Task,
-        vocabulary: list[str],
-        train: bool,
-        seed: StreamSeed | None = None,
-    ) -> None:
-        self.num_samples = num_samples
-        self.num_views = num_views
-        self.max_offset = max_offset
-        self.task = task
-        self.vocabulary = vocabulary
-        self.train = train
-        self.seed = seed if seed is not None else StreamSeed(0)
-        self._rng: np.random.Generator | None = None
-        self._rng_epoch = -1
-
-    def _crops(self, audio: np.ndarray, key: str) -> list[np.ndarray]:
-        if self.train:
-            if self._rng is None or self._rng_epoch != self.seed.epoch:
-                # made inside the worker that uses it, anew each epoch
-                self._rng = np.random.default_rng(self.seed("crops"))
-                self._rng_epoch = self.seed.epoch
-            rng = self._rng
-        elif self.num_views == 1:
-            return [center_crop(audio, self.num_samples)]
-        else:
-            rng = np.random.default_rng(zlib.crc32(key.encode()))
-        if self.num_views == 1:
-            return [random_crop(audio, self.num_samples, rng)]
-        if self.num_views == 2:
-            return list(paired_crops(audio, self.num_samples, self.max_offset, rng))
-        return [random_crop(audio, self.num_samples, rng) for _ in range(self.num_views)]
-
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        missing = {"flac", "json"} - sample.keys()
-        if missing:  # only these two members are ever read: no pickle, no code
-            raise ValueError(
-                f"sample {sample['__key__']!r} in {sample.get('__url__')} lacks {sorted(missing)}"
-            )
-        meta = json.loads(sample["json"])
-        audio, _ = decode_audio(sample["flac"])
-        views = np.stack(self._crops(audio, sample["__key__"]))  # (V, num_samples)
-        return {
-            "audio": torch.from_numpy(np.ascontiguousarray(views, dtype=np.float32)),
-            "labels": encode_labels(meta, self.task, self.vocabulary),
-            "key": sample["__key__"],
-        }
+def clips_in_batch(batch: dict[str, Any]) -> int:
+    """Clips in a batch, every view counted (for Lightning's ``ThroughputMonitor``)."""
+    audio = batch["audio"]  # (B, V, T)
+    return int(audio.shape[0] * audio.shape[1])
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -274,9 +155,14 @@ class ShardDataModule(L.LightningDataModule):
             max_offset=self.max_offset,
             task=self.info.task,
             vocabulary=self.info.vocabulary,
+            sample_rate=self.info.sample_rate,
             train=train,
             seed=seed,
         )
+
+    def _samples(self, split: str) -> ShardSamples:
+        entry = self.info.splits[split]
+        return ShardSamples(dict(zip(entry.shards, entry.shard_num_samples, strict=True)))
 
     def _stream_seed(self) -> StreamSeed:
         seed = self.seed
@@ -310,9 +196,9 @@ class ShardDataModule(L.LightningDataModule):
         seed = self._stream_seed()
         pipeline = wds.DataPipeline(
             ResampledShards(shard_paths(self.root, self.splits["train"]), seed),
-            wds.tarfile_to_samples(handler=skip_corrupt),
+            self._samples(self.splits["train"]),
             SeededShuffle(self.shuffle_buffer, seed),
-            wds.map(self._transform(train=True, seed=seed), handler=skip_corrupt),
+            self._transform(train=True, seed=seed),
             wds.batched(self.batch_size, collation_fn=collate, partial=False),
         )
         return TrainLoader(
@@ -324,8 +210,8 @@ class ShardDataModule(L.LightningDataModule):
             wds.SimpleShardList(shard_paths(self.root, self.splits[stage])),
             wds.split_by_node,
             wds.split_by_worker,
-            wds.tarfile_to_samples(handler=skip_corrupt),
-            wds.map(self._transform(train=False), handler=skip_corrupt),
+            self._samples(self.splits[stage]),
+            self._transform(train=False),
             wds.batched(self.batch_size, collation_fn=collate, partial=True),
         )
         return self._loader(pipeline)

@@ -1,201 +1,266 @@
-"""Cached embeddings (see :mod:`lit_mrl.embedding_store`) as batches for probes.
+"""On-disk format of extracted embeddings, defined in one place.
 
-Batches are dicts: ``embedding`` ``(B, D)`` float32 and ``labels`` (``(B, K)`` float
-multi-hot or values, or ``(B,)`` int64 class indices, per the folder's task).
+A folder per (embedding model, dataset)::
+
+    embeddings/gtzan/
+        index.json              # embed_dim, task, vocabulary, windowing, fingerprint, splits
+        train-000000.npz        # keys, track embeddings, labels, timeline, timestamps
+        train-000001.npz
+        train-r001-000000.npz   # parts written by rank 1 of a multi-process run
+        test-000000.npz
+
+Each part is an ``.npz`` of plain arrays (no pickled objects; read with
+``allow_pickle=False``), written to a temporary name and renamed, so an interrupted
+extraction resumes from the parts that exist. Arrays of a part:
+
+- ``keys`` ``(N,)`` str, ``embeddings`` ``(N, D)`` float32 (track means), ``labels``
+  (``(N, K)`` multi-hot or values, ``(N,)`` class indices, ``(N, 0)`` without labels);
+- ``timeline`` ``(W, D)`` float32 window embeddings of the part's tracks, concatenated,
+  ``offsets`` ``(N + 1,)`` int64 first row of each track, ``timestamps`` ``(W,)``
+  window centres in seconds.
+
+Readers load only the arrays they need: track embeddings and labels are about
+``N x D``, while the timelines of long tracks are many times larger.
 """
 
-import math
+from __future__ import annotations
+
+import json
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
-import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lit_mrl.embedding_store import existing_parts, load_split, read_index, write_part
+from lit_mrl.data.files import atomic_file, atomic_write
+from lit_mrl.data.info import TASKS
 
-
-def labels_tensor(labels: np.ndarray, task: str) -> Tensor:
-    """Stored labels as training targets: int64 class indices (multiclass) or float32."""
-    return torch.from_numpy(labels.astype(np.int64 if task == "multiclass" else np.float32))
+FORMAT_VERSION = 1
+INDEX_NAME = "index.json"
+TRACK_ARRAYS = ("keys", "embeddings", "labels")
+TIMELINE_ARRAYS = ("timeline", "offsets", "timestamps")
 
 
-class EmbeddingTensors(Dataset):
-    """Embeddings and labels held in memory, indexed by a whole batch of indices at once.
+@dataclass
+class EmbeddingSet:
+    """Track embeddings of one split.
 
     Args:
-        embeddings: ``(N, D)`` float32.
-        labels: ``(N, K)`` or ``(N,)`` targets.
+        keys: ``N`` sample keys.
+        embeddings: ``(N, D)`` float32 track embeddings (mean of the timeline).
+        labels: training targets as :func:`lit_mrl.data.datamodule.encode_labels`
+            makes them: ``(N, K)`` multi-hot or values, ``(N,)`` class indices, or ``(N, 0)``.
+        timeline: ``(W, D)`` float32 window embeddings of all tracks, concatenated
+            (``None`` unless asked for).
+        offsets: ``(N + 1,)`` rows of ``timeline`` where each track starts.
+        timestamps: ``(W,)`` window centres in seconds from the track start.
     """
 
-    def __init__(self, embeddings: Tensor, labels: Tensor) -> None:
-        self.embeddings = embeddings
-        self.labels = labels
+    keys: list[str]
+    embeddings: np.ndarray
+    labels: np.ndarray
+    timeline: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
 
-    def __len__(self) -> int:
-        return len(self.embeddings)
+    def track_timeline(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(T_i, D)`` window embeddings and ``(T_i,)`` timestamps of track ``index``."""
+        if self.timeline is None or self.offsets is None or self.timestamps is None:
+            raise ValueError("this EmbeddingSet was loaded without its timeline")
+        lo, hi = self.offsets[index], self.offsets[index + 1]
+        return self.timeline[lo:hi], self.timestamps[lo:hi]
 
-    def __getitem__(self, index: Tensor) -> dict[str, Tensor]:
-        return {"embedding": self.embeddings[index], "labels": self.labels[index]}
+
+def part_name(split: str, index: int, writer: str | None = None) -> str:
+    """File name of part ``index`` of ``split`` (``writer`` names a rank's own series)."""
+    middle = "" if writer is None else f"{writer}-"
+    return f"{split}-{middle}{index:06d}.npz"
 
 
-class ShuffledBatches(Sampler[Tensor]):
-    """Index batches of a new permutation every epoch, the last batch possibly short.
+def _part_pattern(split: str) -> re.Pattern[str]:
+    return re.compile(re.escape(split) + r"-(?:(r\d{3})-)?(\d{6})\.npz")
 
-    Epoch ``e`` uses the ``e``-th ``torch.randperm(num_samples, generator)`` of a generator
-    seeded with ``seed``: the probe search draws its shared minibatches from this same
-    class, so one probe trained through Lightning sees the data in the same order.
 
-    Args:
-        num_samples: dataset size N.
-        batch_size: indices per batch.
-        seed: seed of the permutations.
+def existing_parts(root: str | Path, split: str) -> list[Path]:
+    """Complete parts of ``split`` on disk, of every writer, in name order.
+
+    Temporary files and anything not named like a part are ignored.
     """
-
-    def __init__(self, num_samples: int, batch_size: int, seed: int) -> None:
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
-
-    def __iter__(self) -> Iterator[Tensor]:
-        order = torch.randperm(self.num_samples, generator=self.generator)
-        yield from order.split(self.batch_size)
+    pattern = _part_pattern(split)
+    return [p for p in sorted(Path(root).glob(f"{split}-*.npz")) if pattern.fullmatch(p.name)]
 
 
-class EmbeddingDataModule(L.LightningDataModule):
-    """Train / val / test batches from an embeddings folder written by ``lit_mrl embed``.
+def part_writer(path: Path, split: str) -> str | None:
+    """The writer series of a part file (``None`` for the plain series)."""
+    match = _part_pattern(split).fullmatch(path.name)
+    return match.group(1) if match else None
+
+
+def write_part(root: str | Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    """Write one part atomically.
 
     Args:
-        root: embeddings folder holding ``index.json`` and the split parts.
-        batch_size: embeddings per batch.
-        seed: seed of the training order (see :class:`ShuffledBatches`).
-        num_workers: loader processes (0 is fastest for in-memory embeddings).
-        train_split: split used for training.
-        val_split: split used for validation (skipped when absent).
-        test_split: split used for testing.
-        standardize: z-score every embedding dimension with the training split's mean
-            and std (applied to all splits). Encoders without batch norm can emit
-            embeddings whose dimensions differ by orders of magnitude in scale, which a
-            fixed probe learning rate cannot follow; the affine map changes nothing a
-            probe can express.
-    """
-
-    def __init__(
-        self,
-        root: str,
-        batch_size: int = 256,
-        seed: int = 0,
-        num_workers: int = 0,
-        train_split: str = "train",
-        val_split: str = "valid",
-        test_split: str = "test",
-        standardize: bool = True,
-    ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.root = Path(root)
-        self.index: dict[str, Any] = read_index(root)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.num_workers = num_workers
-        self.splits = {"train": train_split, "val": val_split, "test": test_split}
-        self.standardize = standardize
-        self.datasets: dict[str, EmbeddingTensors] = {}
-        self._stats: tuple[Tensor, Tensor] | None = None
-
-    @property
-    def embed_dim(self) -> int:
-        """Embedding size D."""
-        return int(self.index["embed_dim"])
-
-    @property
-    def task(self) -> str:
-        """The folder's task type: ``multilabel``, ``multiclass`` or ``regression``."""
-        return self.index["task"]
-
-    @property
-    def vocabulary(self) -> list[str]:
-        """Label (or regression output) names in class-index order."""
-        return list(self.index["vocabulary"])
-
-    def load(self, stage: str) -> EmbeddingTensors:
-        """The in-memory embeddings of ``stage`` (``train``, ``val`` or ``test``)."""
-        if stage not in self.datasets:
-            data = load_split(self.root, self.splits[stage])
-            embeddings = torch.from_numpy(data.embeddings)
-            if self.standardize:
-                mean, std = self._train_stats(embeddings if stage == "train" else None)
-                embeddings = (embeddings - mean) / std
-            self.datasets[stage] = EmbeddingTensors(
-                embeddings, labels_tensor(data.labels, self.task)
-            )
-        return self.datasets[stage]
-
-    def _train_stats(self, train: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Per-dimension mean and std ``(D,)`` of the training embeddings."""
-        if self._stats is None:
-            if train is None:
-                train = torch.from_numpy(load_split(self.root, self.splits["train"]).embeddings)
-            std, mean = torch.std_mean(train, dim=0)
-            self._stats = (mean, std.clamp_min(1e-6))  # constant dimensions stay 0
-        return self._stats
-
-    def has_split(self, stage: str) -> bool:
-        """Whether the folder holds the split used for ``stage``."""
-        return bool(existing_parts(self.root, self.splits[stage]))
-
-    def _loader(self, dataset: EmbeddingTensors, sampler: Sampler[Tensor]) -> DataLoader:
-        # batch_size=None: the sampler yields whole index batches, the dataset slices them.
-        return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        dataset = self.load("train")
-        return self._loader(dataset, ShuffledBatches(len(dataset), self.batch_size, self.seed))
-
-    def _eval_dataloader(self, stage: str) -> DataLoader:
-        dataset = self.load(stage)
-        batches = torch.arange(len(dataset)).split(self.batch_size)
-        return self._loader(dataset, batches)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._eval_dataloader("val") if self.has_split("val") else []
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_dataloader("test")
-
-
-def write_arrays(
-    root: str | Path,
-    split: str,
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    keys: list[str] | None = None,
-) -> Path:
-    """Store precomputed track embeddings (made elsewhere, or synthetic) as one split part.
-
-    Each track gets a one-window timeline equal to its embedding. Write ``index.json``
-    with :func:`lit_mrl.embedding_store.write_index` beside it.
-
-    Args:
-        root: embeddings folder.
-        split: split name (``train``, ``valid``, ``test``).
-        embeddings: ``(N, D)`` track embeddings.
-        labels: ``(N, K)`` multi-hot or values, or ``(N,)`` class indices.
-        keys: ``N`` track keys (default ``{split}-000000``, ...).
+        root: embeddings folder (created).
+        name: file name, see :func:`part_name`.
+        rows: one dict per track: ``key`` (str), ``embedding`` ``(D,)``, ``label``
+            (array), ``timeline`` ``(T_i, D)``, ``timestamps`` ``(T_i,)``.
 
     Returns:
         The path of the written part.
     """
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    keys = keys if keys is not None else [f"{split}-{i:06d}" for i in range(len(embeddings))]
-    rows = [
-        {"key": key, "embedding": emb, "label": label, "timeline": emb[None], "timestamps": [0.0]}
-        for key, emb, label in zip(keys, embeddings, labels, strict=True)
-    ]
-    return write_part(root, split, len(existing_parts(root, split)), rows)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    lengths = [len(r["timestamps"]) for r in rows]
+    arrays = {
+        "keys": np.array([r["key"] for r in rows], dtype=str),
+        "embeddings": np.stack([r["embedding"] for r in rows]).astype(np.float32),
+        "labels": np.stack([np.asarray(r["label"]) for r in rows]),
+        "timeline": np.concatenate([r["timeline"] for r in rows]).astype(np.float32),
+        "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        "timestamps": np.concatenate([r["timestamps"] for r in rows]).astype(np.float32),
+    }
+    path = root / name
+    with atomic_file(path) as file:
+        np.savez(file, **arrays)
+    return path
+
+
+def read_part(path: str | Path, arrays: tuple[str, ...] = TRACK_ARRAYS) -> dict[str, np.ndarray]:
+    """The named arrays of one part (others are never read from disk).
+
+    Raises:
+        ValueError: naming the part, if it is not a readable ``.npz`` of plain arrays or
+            lacks an array.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [name for name in arrays if name not in data.files]
+            if missing:
+                raise ValueError(f"{path}: not an embeddings part (no {', '.join(missing)})")
+            return {name: data[name] for name in arrays}
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable embeddings part ({err})") from err
+
+
+def done_keys(root: str | Path, split: str) -> set[str]:
+    """Keys already embedded for ``split`` (for resuming)."""
+    return {k for path in existing_parts(root, split) for k in read_part(path, ("keys",))["keys"]}
+
+
+def load_split(root: str | Path, split: str, timeline: bool = False) -> EmbeddingSet:
+    """Read the track embeddings and labels of every part of ``split``.
+
+    Args:
+        root: embeddings folder.
+        split: split name.
+        timeline: also load every window embedding and timestamp (large for long
+            tracks; :func:`iter_timelines` reads them one part at a time instead).
+
+    Raises:
+        FileNotFoundError: no part of ``split`` exists under ``root``.
+    """
+    paths = existing_parts(root, split)
+    if not paths:
+        raise FileNotFoundError(f"no embeddings of split {split!r} under {root}")
+    names = TRACK_ARRAYS + (TIMELINE_ARRAYS if timeline else ())
+    parts = [read_part(p, names) for p in paths]
+    result = EmbeddingSet(
+        keys=[k for p in parts for k in p["keys"].tolist()],
+        embeddings=np.concatenate([p["embeddings"] for p in parts]),
+        labels=np.concatenate([p["labels"] for p in parts]),
+    )
+    if timeline:
+        starts = np.cumsum([0] + [len(p["timeline"]) for p in parts[:-1]])
+        result.timeline = np.concatenate([p["timeline"] for p in parts])
+        result.timestamps = np.concatenate([p["timestamps"] for p in parts])
+        result.offsets = np.concatenate(
+            [[0]] + [p["offsets"][1:] + s for p, s in zip(parts, starts, strict=True)]
+        )
+    return result
+
+
+def iter_timelines(root: str | Path, split: str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """``(key, (T_i, D) window embeddings, (T_i,) timestamps)`` per track, one part in memory."""
+    for path in existing_parts(root, split):
+        part = read_part(path, ("keys", *TIMELINE_ARRAYS))
+        offsets = part["offsets"]
+        for i, key in enumerate(part["keys"].tolist()):
+            lo, hi = offsets[i], offsets[i + 1]
+            yield key, part["timeline"][lo:hi], part["timestamps"][lo:hi]
+
+
+def write_index(root: str | Path, index: dict[str, Any]) -> None:
+    """Write ``index.json`` atomically (``format_version`` is added)."""
+    text = json.dumps({"format_version": FORMAT_VERSION, **index}, indent=2) + "\n"
+    atomic_write(Path(root) / INDEX_NAME, text.encode())
+
+
+def read_index(root: str | Path) -> dict[str, Any]:
+    """Read and check ``index.json``: ``embed_dim``, ``task``, ``vocabulary``, ``splits``, ...
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+        ValueError: naming the file and the field that is wrong.
+    """
+    path = Path(root) / INDEX_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `python -m lit_mrl embed` first")
+    try:
+        index = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from err
+    checks = {
+        "embed_dim": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "task": lambda v: v in TASKS,
+        "vocabulary": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    }
+    if not isinstance(index, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    for field, ok in checks.items():
+        if field not in index or not ok(index[field]):
+            raise ValueError(f"{path}: field {field!r} is missing or invalid")
+    if not isinstance(index.setdefault("splits", {}), dict):
+        raise ValueError(f"{path}: field 'splits' is not an object")
+    if index.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format_version {index.get('format_version')!r} is not {FORMAT_VERSION}"
+        )
+    return index
+
+
+class PartWriter:
+    """Collects embedded tracks of one split into parts of ``part_size`` tracks.
+
+    Args:
+        root: embeddings folder.
+        split: split name.
+        part_size: tracks per part.
+        writer: this writer's part series (``"r001"`` for rank 1), ``None`` for the plain one.
+    """
+
+    def __init__(
+        self, root: str | Path, split: str, part_size: int, writer: str | None = None
+    ) -> None:
+        self.root, self.split, self.part_size, self.writer = Path(root), split, part_size, writer
+        mine = [p for p in existing_parts(root, split) if part_writer(p, split) == writer]
+        # after parts were deleted by hand the numbers have gaps: continue after the last
+        self.next_index = int(mine[-1].name[-10:-4]) + 1 if mine else 0
+        self.rows: list[dict[str, Any]] = []
+        self.written = 0
+
+    def add(self, row: dict[str, Any]) -> Path | None:
+        """Buffer one track; returns the part written when it filled one."""
+        self.rows.append({**row, "label": np.asarray(row["label"])})
+        return self.flush() if len(self.rows) >= self.part_size else None
+
+    def flush(self) -> Path | None:
+        """Write the buffered tracks as the next part (nothing when empty)."""
+        if not self.rows:
+            return None
+        path = write_part(self.root, part_name(self.split, self.next_index, self.writer), self.rows)
+        self.next_index += 1
+        self.written += len(self.rows)
+        self.rows = []
+        return path

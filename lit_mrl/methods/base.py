@@ -1,23 +1,25 @@
 """PretrainModule: the plumbing every pre-training method shares."""
 
 import math
-import time
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
+from lit_mrl.models.audio_encoder import AudioEncoder
 from lit_mrl.models.frontend import LogMelSpectrogram
 from lit_mrl.schedules import WarmupCosineLR, schedule_horizon
 
 
 class PretrainModule(L.LightningModule):
-    """Encoder + log-mel frontend + optimizer plumbing; methods add a head and a loss.
+    """An :class:`~lit_mrl.models.AudioEncoder` + optimizer plumbing; methods add a head and a loss.
 
     Subclasses implement ``_shared_step(batch, stage) -> loss``. Batches are dicts from
-    :class:`~lit_mrl.data.ShardDataModule` with ``audio`` ``(B, V, T)``.
+    :class:`~lit_mrl.data.ShardDataModule` with ``audio`` ``(B, V, T)``. The encoder and
+    frontend live in ``self.audio_encoder`` (waveform in, embedding out), which is what
+    ``embed``, probes and the HEAR module use.
 
     Args:
         encoder: maps ``(B, n_mels, frames)`` log-mel windows to ``(B, embed_dim)``.
@@ -25,7 +27,8 @@ class PretrainModule(L.LightningModule):
         scheduler: builds the LR scheduler (stepped every optimisation step).
         sample_rate: audio rate the frontend expects, in Hz; data at another rate
             is refused.
-        frontend: waveform-to-spectrogram module; default: the MULE log-mel frontend.
+        frontend: waveform-to-log-mel module; default: the MULE log-mel frontend at
+            ``sample_rate``.
         compile: ``torch.compile`` the encoder (same results, faster on GPU).
         channels_last: run the encoder in channels-last memory format.
     """
@@ -36,37 +39,28 @@ class PretrainModule(L.LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         sample_rate: int = 16000,
-        frontend: nn.Module | None = None,
+        frontend: LogMelSpectrogram | None = None,
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.frontend = frontend if frontend is not None else LogMelSpectrogram(sample_rate)
+        frontend = frontend if frontend is not None else LogMelSpectrogram(sample_rate)
+        if frontend.sample_rate != sample_rate:
+            raise ValueError(
+                f"the frontend is at {frontend.sample_rate} Hz but sample_rate={sample_rate}"
+            )
+        self.audio_encoder = AudioEncoder(encoder, frontend, channels_last, compile)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.sample_rate = sample_rate
-        self.channels_last = channels_last
-        if channels_last:
-            self.encoder.to(memory_format=torch.channels_last)
-        if compile:
-            self.encoder.compile()  # in place: state-dict keys stay the same
-        self._last_batch_end: float | None = None
         self._resumed_rng: Tensor | None = None
 
     def embed(self, audio: Tensor) -> Tensor:
-        """Embed clips.
+        """Embed clips: ``(B, T)`` waveform at ``sample_rate`` -> ``(B, embed_dim)``.
 
-        Args:
-            audio: ``(B, T)`` or ``(B, 1, T)`` waveform at ``sample_rate``.
-
-        Returns:
-            ``(B, embed_dim)`` embeddings (taken before any projector).
+        Embeddings are taken before any projector.
         """
-        spec = self.frontend(audio).unsqueeze(1)  # (B, 1, n_mels, frames)
-        if self.channels_last:
-            spec = spec.contiguous(memory_format=torch.channels_last)
-        return self.encoder(spec)
+        return self.audio_encoder(audio)
 
     def _shared_step(self, batch: dict, stage: str) -> Tensor:
         raise NotImplementedError
@@ -94,16 +88,15 @@ class PretrainModule(L.LightningModule):
         # the LR this batch's optimisation step uses
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 
-    def on_train_batch_end(self, outputs: object, batch: dict, batch_idx: int) -> None:
-        # Wall time between batch ends includes data loading: the real throughput.
-        now = time.perf_counter()
-        if self._last_batch_end is not None:
-            clips = batch["audio"].shape[0] * batch["audio"].shape[1]
-            self.log("train/clips_per_sec", clips / (now - self._last_batch_end))
-        self._last_batch_end = now
+    def on_fit_start(self) -> None:
+        count = sum(p.numel() for p in self.parameters())
+        encoder = sum(p.numel() for p in self.audio_encoder.parameters())
+        rank_zero_info(
+            f"{type(self).__name__}: {count:,} parameters ({encoder:,} in the encoder "
+            f"{self.audio_encoder.encoder_class}, embed_dim {self.audio_encoder.embed_dim})"
+        )
 
     def on_train_epoch_start(self) -> None:
-        self._last_batch_end = None
         if self._resumed_rng is not None:
             # Set here, not on load: the sanity check and loader start-up between loading
             # and this point draw from the global RNG, which the uninterrupted run did not.

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from lit_mrl.losses import nt_xent_loss
 from lit_mrl.methods.base import PretrainModule
+from lit_mrl.models.frontend import LogMelSpectrogram
 from lit_mrl.models.heads import ProjectionHead
 
 
@@ -43,7 +44,7 @@ class ContrastiveModule(PretrainModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         sample_rate: int = 16000,
-        frontend: nn.Module | None = None,
+        frontend: LogMelSpectrogram | None = None,
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
@@ -51,7 +52,7 @@ class ContrastiveModule(PretrainModule):
             encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last
         )
         self.save_hyperparameters()
-        self.head = ProjectionHead(encoder.embed_dim, projection_dim, projector_dims)
+        self.head = ProjectionHead(self.audio_encoder.embed_dim, projection_dim, projector_dims)
         self.temperature = temperature
         self.augment = augment
 

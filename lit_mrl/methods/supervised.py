@@ -6,7 +6,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from lit_mrl.methods.base import PretrainModule
-from lit_mrl.metrics import tagging_metrics
+from lit_mrl.metrics import TaskScore
+from lit_mrl.models.frontend import LogMelSpectrogram
 from lit_mrl.models.heads import ProjectionHead
 
 
@@ -36,7 +37,7 @@ class SupervisedTaggingModule(PretrainModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         sample_rate: int = 16000,
-        frontend: nn.Module | None = None,
+        frontend: LogMelSpectrogram | None = None,
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
@@ -50,10 +51,10 @@ class SupervisedTaggingModule(PretrainModule):
             )
         self.save_hyperparameters()
         self.num_tags = num_tags
-        self.head = ProjectionHead(encoder.embed_dim, num_tags, projector_dims)
-        metrics = tagging_metrics(num_tags)
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        self.head = ProjectionHead(self.audio_encoder.embed_dim, num_tags, projector_dims)
+        # macro ROC-AUC / AP exactly as the probes compute them (lit_mrl.metrics)
+        self.val_metrics = TaskScore("multilabel", num_tags)
+        self.test_metrics = TaskScore("multilabel", num_tags)
 
     def _shared_step(self, batch: dict, stage: str) -> Tensor:
         audio, labels = batch["audio"][:, 0], batch["labels"]  # (B, T), (B, K)
@@ -68,8 +69,19 @@ class SupervisedTaggingModule(PretrainModule):
         if stage != "train":
             metrics = self.val_metrics if stage == "val" else self.test_metrics
             metrics.update(logits.detach(), labels.long())
-            self.log_dict(metrics, batch_size=len(labels))
         return loss
+
+    def _log_metrics(self, metrics: TaskScore, stage: str) -> None:
+        if metrics.update_count == 0:
+            return
+        self.log_dict({f"{stage}/{name}": value for name, value in metrics.compute().items()})
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.test_metrics, "test")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         stored = checkpoint["state_dict"].get("head.out.weight")

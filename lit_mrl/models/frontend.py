@@ -1,5 +1,7 @@
 """Log-mel frontend of the released MULE pipeline, as a device-side ``nn.Module``."""
 
+import math
+
 import torch
 import torchaudio
 from torch import Tensor, nn
@@ -59,6 +61,7 @@ class LogMelSpectrogram(nn.Module):
     ) -> None:
         super().__init__()
         self.sample_rate = sample_rate
+        self.n_fft = n_fft
         self.hop_length = hop_length
         self.n_mels = n_mels
         self.standardize = standardize
@@ -82,6 +85,11 @@ class LogMelSpectrogram(nn.Module):
         # librosa's norm=2.0: every triangle scaled to unit L2 norm over frequency bins.
         fbank = fbank / fbank.norm(dim=0, keepdim=True).clamp_min(1e-12)
         self.register_buffer("mel_fbank", fbank, persistent=False)
+
+    @property
+    def frame_rate(self) -> float:
+        """Log-mel frames per second (100 at 16 kHz with a 160-sample hop)."""
+        return self.sample_rate / self.hop_length
 
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for a clip of ``num_samples`` samples."""
@@ -119,3 +127,38 @@ class LogMelSpectrogram(nn.Module):
             power = stft.real.square() + stft.imag.square()
             mel = torch.matmul(power.transpose(-1, -2), self.mel_fbank).transpose(-1, -2)
             return torch.log10(1e4 * mel + 1.0)[..., : self.num_frames(audio.shape[-1])]
+
+    def track_logmel(self, audio: Tensor, chunk_frames: int = 6000) -> Tensor:
+        """Log-mel of one track of any length, computed ``chunk_frames`` at a time.
+
+        Equal to ``logmel(audio)`` on the whole track, with peak memory bounded by the
+        chunk: each chunk is computed with ``margin`` extra frames of real audio on both
+        sides (dropped afterwards), so only the track's own ends see reflect padding::
+
+            audio  |.......[margin|---- chunk ----|margin].........|
+            kept                  |---- chunk ----|
+
+        Args:
+            audio: ``(T,)`` waveform, ``T >= hop_length``.
+            chunk_frames: frames computed per STFT call (6000 = 60 s at 16 kHz).
+
+        Returns:
+            ``(n_mels, T // hop_length)``.
+        """
+        hop, half_fft = self.hop_length, self.n_fft // 2
+        num_frames = audio.shape[-1] // hop
+        if audio.shape[-1] <= half_fft:
+            # reflect padding needs more than n_fft / 2 samples: pad very short clips with zeros
+            audio = nn.functional.pad(audio, (0, half_fft + 1 - audio.shape[-1]))
+        if num_frames <= chunk_frames:
+            return self.logmel(audio[None])[0, :, :num_frames]
+        margin = math.ceil(half_fft / hop)  # frames whose STFT window reaches into a neighbour
+        chunks = []
+        for first in range(0, num_frames, chunk_frames):
+            last = min(first + chunk_frames, num_frames)
+            lo = max(first - margin, 0) * hop
+            hi = min((last + margin) * hop, audio.shape[-1])
+            spec = self.logmel(audio[None, lo:hi])[0]  # (n_mels, (hi - lo) // hop)
+            offset = first - lo // hop
+            chunks.append(spec[:, offset : offset + last - first])
+        return torch.cat(chunks, dim=1)

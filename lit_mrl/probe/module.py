@@ -10,30 +10,31 @@ from typing import Literal
 
 import lightning as L
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from lit_mrl.checkpoints import load_pretrained
 from lit_mrl.losses import l2_penalty, probe_loss
-from lit_mrl.metrics import task_metrics
+from lit_mrl.metrics import ProbeTask, TaskScore
+from lit_mrl.models.audio_encoder import AudioEncoder
 from lit_mrl.models.heads import MLPHead, seeded_mlp_head
+from lit_mrl.probe.ensemble import ADAM_EPS
 from lit_mrl.schedules import WarmupCosineLR
 
-Task = Literal["multilabel", "multiclass", "regression"]
-ADAM_EPS = 1e-7  # Keras' Adam epsilon, which the paper's probes used (torch's default is 1e-8)
+Task = ProbeTask
 
 
 class ProbeModule(L.LightningModule):
     """A probe on cached embeddings, or on a live frozen encoder loaded from a checkpoint.
 
     Batches are ``{"embedding": (B, D), "labels": ...}`` (from
-    :class:`~lit_mrl.data.embeddings.EmbeddingDataModule`) or, with ``checkpoint``,
+    :class:`~lit_mrl.data.EmbeddingDataModule`) or, with ``checkpoint``,
     ``{"audio": (B, V, T), "labels": ...}`` (from :class:`~lit_mrl.data.ShardDataModule`);
     the first view is embedded under ``no_grad`` by the frozen encoder, which stays in
     eval mode even when the trainer calls ``train()``. Labels are ``(B, K)`` multi-hot
     (multilabel), ``(B,)`` class indices (multiclass) or ``(B, K)`` values (regression).
 
     Logs ``train/loss`` (including the L2 term) and ``{val,test}/loss`` plus the task's
-    metrics (see :func:`~lit_mrl.metrics.task_metrics`) at each epoch end.
+    metrics (see :func:`~lit_mrl.metrics.score_predictions`) at each epoch end.
 
     Args:
         task: loss and metrics: BCE + ROC-AUC/AP, cross-entropy + accuracy, MSE + R².
@@ -75,11 +76,12 @@ class ProbeModule(L.LightningModule):
         self.save_hyperparameters()
         self.task = task
         self.num_outputs = num_outputs
-        self.backbone: L.LightningModule | None = None
+        self.audio_encoder: AudioEncoder | None = None
         if checkpoint is not None:
-            self.backbone = load_pretrained(checkpoint).requires_grad_(False).eval()
+            encoder = load_pretrained(checkpoint).audio_encoder
+            self.audio_encoder = encoder.requires_grad_(False).eval()
             if in_dim is None:
-                in_dim = self.backbone.encoder.embed_dim
+                in_dim = self.audio_encoder.embed_dim
         self.head: MLPHead | None = None
         if in_dim is not None:
             self._build_head(in_dim)
@@ -87,9 +89,8 @@ class ProbeModule(L.LightningModule):
 
     def _build_metrics(self) -> None:
         hp = self.hparams
-        metrics = task_metrics(self.task, self.num_outputs, hp.metric, hp.class_names)
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_metrics = TaskScore(self.task, self.num_outputs, hp.metric, hp.class_names)
+        self.test_metrics = TaskScore(self.task, self.num_outputs, hp.metric, hp.class_names)
 
     def _build_head(self, in_dim: int) -> None:
         hp = self.hparams
@@ -126,26 +127,26 @@ class ProbeModule(L.LightningModule):
             if datamodule is None or not hasattr(datamodule, "embed_dim"):
                 raise ValueError("in_dim is not set and the datamodule has no embed_dim")
             self._build_head(datamodule.embed_dim)
-        if self.backbone is not None and datamodule is not None:
-            data_rate = getattr(datamodule, "sample_rate", self.backbone.sample_rate)
-            if data_rate != self.backbone.sample_rate:
+        if self.audio_encoder is not None and datamodule is not None:
+            data_rate = getattr(datamodule, "sample_rate", self.audio_encoder.sample_rate)
+            if data_rate != self.audio_encoder.sample_rate:
                 raise ValueError(
                     f"the data is at {data_rate} Hz but the checkpoint's encoder expects "
-                    f"{self.backbone.sample_rate} Hz"
+                    f"{self.audio_encoder.sample_rate} Hz"
                 )
 
     def train(self, mode: bool = True) -> "ProbeModule":
         super().train(mode)
-        if self.backbone is not None:
-            self.backbone.eval()  # frozen: batch-norm statistics and dropout stay fixed
+        if self.audio_encoder is not None:
+            self.audio_encoder.eval()  # frozen: batch-norm statistics and dropout stay fixed
         return self
 
     def embed(self, batch: dict) -> Tensor:
         """``(B, D)`` embeddings of a batch: cached, or from the frozen encoder."""
-        if self.backbone is None:
+        if self.audio_encoder is None:
             return batch["embedding"]
         with torch.no_grad():
-            return self.backbone.embed(batch["audio"][:, 0])  # first view: (B, T)
+            return self.audio_encoder(batch["audio"][:, 0])  # first view: (B, T)
 
     def forward(self, batch: dict) -> Tensor:
         """``(B, K)`` logits (or regression values) of a batch."""
@@ -186,16 +187,17 @@ class ProbeModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
-    def _log_metrics(self, metrics: nn.Module) -> None:
-        # Computed here rather than logged as Metric objects: per-output R² is a dict.
-        self.log_dict(metrics.compute())
+    def _log_metrics(self, metrics: TaskScore, stage: str) -> None:
+        if metrics.update_count == 0:
+            return
+        self.log_dict({f"{stage}/{name}": value for name, value in metrics.compute().items()})
         metrics.reset()
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics(self.val_metrics)
+        self._log_metrics(self.val_metrics, "val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_metrics(self.test_metrics)
+        self._log_metrics(self.test_metrics, "test")
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams

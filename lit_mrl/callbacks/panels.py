@@ -39,7 +39,8 @@ class SpectrogramLogger(L.Callback):
             return
         views = batch["audio"][: self.num_examples]  # (n, V, T)
         with torch.no_grad():
-            spec = pl_module.frontend(views.flatten(0, 1)).float().cpu()  # (n * V, F, frames)
+            # (n, V, T) -> (n * V, n_mels, frames): exactly what the encoder sees
+            spec = pl_module.audio_encoder.spectrogram(views.flatten(0, 1)).float().cpu()
         fig, axes = plt.subplots(1, len(spec), figsize=(3 * len(spec), 2.6), squeeze=False)
         keys = [k for k in batch["key"][: len(views)] for _ in range(views.shape[1])]
         for ax, image, key in zip(axes[0], spec, keys, strict=True):
@@ -78,7 +79,7 @@ class EmbeddingTableLogger(L.Callback):
         if _wandb(trainer) is None or len(self.rows) >= self.max_items:
             return
         with torch.no_grad():
-            emb = pl_module.embed(batch["audio"][:, 0]).float().cpu()
+            emb = pl_module.audio_encoder(batch["audio"][:, 0]).float().cpu()
         vocabulary = getattr(trainer.datamodule, "info", None)
         names = vocabulary.vocabulary if vocabulary is not None else []
         for key, vector, labels in zip(batch["key"], emb, batch["labels"], strict=True):

@@ -1,11 +1,13 @@
 """The probe search space: configs, grids (``small``, ``paper``) and grid YAML files."""
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lit_mrl.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,22 @@ class Grid:
     weight_decay: tuple[float, ...]
     lr: tuple[float, ...]
     name: str = field(default="custom", compare=False)
+    extra: tuple[ProbeConfig, ...] = ()
 
     def configs(self) -> list[ProbeConfig]:
-        """The grid's configs, grouped by shape (grid order breaks selection ties)."""
+        """The grid's configs, then any ``extra`` ones (grid order breaks selection ties)."""
         configs = []
         for dims in self.hidden_dims:
             dropouts = self.dropout if dims else (0.0,)
             for p, wd, lr in itertools.product(dropouts, self.weight_decay, self.lr):
                 configs.append(ProbeConfig(tuple(dims), p, wd, lr))
-        return configs
+        return configs + [c for c in self.extra if c not in configs]
+
+    def with_config(self, config: ProbeConfig) -> "Grid":
+        """This grid plus one config (e.g. a probe config file's own probe)."""
+        if not config.hidden_dims:
+            config = ProbeConfig((), 0.0, config.weight_decay, config.lr)  # linear: no dropout
+        return replace(self, extra=(*self.extra, config))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly axes plus the name."""
@@ -53,6 +62,7 @@ class Grid:
             "dropout": list(self.dropout),
             "weight_decay": list(self.weight_decay),
             "lr": list(self.lr),
+            "extra": [c.as_dict() for c in self.extra],
         }
 
 
@@ -83,11 +93,11 @@ def load_grid(spec: str) -> Grid:
         return GRIDS[spec]
     path = Path(spec)
     if not path.is_file():
-        raise ValueError(f"--grid {spec!r} is neither {sorted(GRIDS)} nor a YAML file")
+        raise UsageError(f"--grid {spec!r} is neither {sorted(GRIDS)} nor a YAML file")
     axes = yaml.safe_load(path.read_text())
     expected = {"hidden_dims", "dropout", "weight_decay", "lr"}
     if not isinstance(axes, dict) or set(axes) != expected:
-        raise ValueError(f"{path} must hold exactly the lists {sorted(expected)}")
+        raise UsageError(f"{path} must hold exactly the lists {sorted(expected)}")
     return Grid(
         hidden_dims=tuple(tuple(int(w) for w in dims) for dims in axes["hidden_dims"]),
         dropout=tuple(float(v) for v in axes["dropout"]),

@@ -8,17 +8,20 @@ learning rate and the same warm-up/cosine schedule. Only dropout masks are drawn
 differently, and matrix products sum in another order (differences of float rounding).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.optim import SGD
 
-from lit_mrl.data.embeddings import EmbeddingTensors, ShuffledBatches
+from lit_mrl.data.embedding_datamodule import EmbeddingTensors, ShuffledBatches
 from lit_mrl.losses import probe_loss
+from lit_mrl.metrics import ProbeTask
 from lit_mrl.models.heads import MLPHead
-from lit_mrl.probe import ADAM_EPS, Task
 from lit_mrl.schedules import WarmupCosineLR
+
+ADAM_EPS = 1e-7  # Keras' Adam epsilon, which the paper's probes used (torch's default is 1e-8)
 
 
 class EnsembleMLP(nn.Module):
@@ -153,18 +156,50 @@ def lr_factors(warmup_steps: int, total_steps: int) -> list[float]:
     return factors
 
 
+@dataclass
+class EarlyStopping:
+    """Keep each member's weights at its best validation score; stop when none improves.
+
+    Args:
+        score: maps the ensemble (eval mode) to ``(E,)`` validation scores, higher better.
+        every: steps between evaluations.
+        patience: evaluations without any member improving before training stops.
+    """
+
+    score: Callable[[EnsembleMLP], Tensor]
+    every: int
+    patience: int
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit_ensemble` did.
+
+    Args:
+        steps: optimisation steps taken.
+        best_step: ``(E,)`` step of each member's kept weights (the last step without
+            early stopping).
+        best_score: ``(E,)`` validation score of the kept weights (NaN without early stopping).
+    """
+
+    steps: int
+    best_step: Tensor
+    best_score: Tensor
+
+
 def fit_ensemble(
     ensemble: EnsembleMLP,
     train: EmbeddingTensors,
-    task: Task,
+    task: ProbeTask,
     lr: Tensor,
     weight_decay: Tensor,
     steps: int,
     warmup_steps: int,
     batch_size: int,
     seed: int,
-) -> Tensor:
-    """Train every member for ``steps`` steps on shared minibatches.
+    early_stopping: EarlyStopping | None = None,
+) -> FitResult:
+    """Train every member for up to ``steps`` steps on shared minibatches.
 
     Args:
         ensemble: the members, on the device to train on.
@@ -175,11 +210,13 @@ def fit_ensemble(
         steps: optimisation steps (warm-up plus cosine decay to 0).
         warmup_steps: steps of linear warm-up.
         batch_size: embeddings per minibatch.
-        seed: seed of the data order (:class:`~lit_mrl.data.embeddings.ShuffledBatches`)
+        seed: seed of the data order (:class:`~lit_mrl.data.embedding_datamodule.ShuffledBatches`)
             and of the dropout masks.
+        early_stopping: evaluate every ``every`` steps; each member ends with its best
+            weights, and training stops after ``patience`` evaluations without progress.
 
     Returns:
-        ``(E,)`` task loss (without the L2 term) of each member on the last step.
+        Steps taken and each member's best step and score.
     """
     device = ensemble.weights[0].device
     embeddings, labels = train.embeddings.to(device), train.labels.to(device)
@@ -187,18 +224,64 @@ def fit_ensemble(
     masks = torch.Generator(device).manual_seed(seed)
     optimizer = StackedAdam(ensemble.kernels(), list(ensemble.biases), weight_decay)
     peak, factors = lr.double(), lr_factors(warmup_steps, steps)
+    tracker = _BestWeights(ensemble, early_stopping)
     ensemble.train()
-    loss = torch.zeros(ensemble.num_members)
-    while optimizer.steps < steps:
+    while optimizer.steps < steps and not tracker.stopped:
         for index in batches:
             index = index.to(device)
             loss = probe_loss(ensemble(embeddings[index], generator=masks), labels[index], task)
             optimizer.zero_grad()
             loss.sum().backward()  # members are independent: each gets its own gradient
             optimizer.step(peak * factors[optimizer.steps])
-            if optimizer.steps == steps:
+            tracker.after_step(optimizer.steps, last=optimizer.steps == steps)
+            if optimizer.steps == steps or tracker.stopped:
                 break
-    return loss.detach().cpu()
+    tracker.restore()
+    return FitResult(optimizer.steps, tracker.best_step, tracker.best_score)
+
+
+class _BestWeights:
+    """Snapshots of each member's best weights under :class:`EarlyStopping`."""
+
+    def __init__(self, ensemble: EnsembleMLP, rule: EarlyStopping | None) -> None:
+        self.ensemble, self.rule = ensemble, rule
+        members = ensemble.num_members
+        self.best_score = torch.full((members,), torch.nan)
+        self.best_step = torch.zeros(members, dtype=torch.long)
+        self.params = list(ensemble.parameters())
+        self.best = [p.detach().clone() for p in self.params] if rule else []
+        self.stale = 0
+        self.stopped = False
+
+    def after_step(self, step: int, last: bool) -> None:
+        if self.rule is None:
+            self.best_step.fill_(step)
+            return
+        if step % self.rule.every and not last:
+            return
+        self.ensemble.eval()
+        with torch.no_grad():
+            score = self.rule.score(self.ensemble).double().cpu()
+        self.ensemble.train()
+        # NaN (undefined) never counts as better; a first finite score always does
+        better = (score > self.best_score) | (self.best_score.isnan() & ~score.isnan())
+        if better.any():
+            chosen = better.to(self.params[0].device)
+            for param, best in zip(self.params, self.best, strict=True):
+                best[chosen] = param.detach()[chosen]
+            self.best_score = torch.where(better, score, self.best_score)
+            self.best_step[better] = step
+            self.stale = 0
+        else:
+            self.stale += 1
+            self.stopped = self.stale >= self.rule.patience
+
+    def restore(self) -> None:
+        if self.rule is None:
+            return
+        with torch.no_grad():
+            for param, best in zip(self.params, self.best, strict=True):
+                param.copy_(best)
 
 
 @torch.no_grad()

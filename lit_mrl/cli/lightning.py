@@ -1,0 +1,146 @@
+"""``fit``/``validate``/``test``/``predict``: the Lightning CLI, set up for lit_mrl.
+
+A LightningCLI in subclass mode, so any LightningModule or data module is chosen by
+``class_path`` (the CLI's ``class_path`` is the registry). On top of Lightning's own:
+the label count is filled in from the shards' ``info.json``; W&B logs offline unless an
+account is set up and receives the resolved config; options are never abbreviated
+(``--trainer.max_epoch`` is an error, not ``max_epochs``); user errors are one line;
+Lightning's advertising tips and W&B's banners are not printed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import warnings
+
+from lightning import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+# Imported so short class names in configs resolve (the CLI's class_path is the registry).
+import lit_mrl.data.datamodule
+import lit_mrl.data.embedding_datamodule
+import lit_mrl.methods
+import lit_mrl.probe.module  # noqa: F401
+from lit_mrl.checkpoints import import_class
+from lit_mrl.errors import run_command
+from lit_mrl.loggers import default_to_offline
+
+COMMANDS = ("fit", "validate", "test", "predict")
+
+
+class RunConfigCallback(SaveConfigCallback):
+    """Save the resolved ``config.yaml`` in the run's own folder and send it to W&B.
+
+    The folder is ``trainer.log_dir``: with ``configs/trainer.yaml`` (CSV logger first)
+    that is ``runs/<name>/version_<n>/``, beside the run's checkpoints and metrics.
+    """
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                config = self.config.clone().as_dict()
+                logger.experiment.config.update(config, allow_val_change=True)
+
+
+def _accepts(class_path: str, argument: str) -> bool:
+    if "." not in class_path:
+        return False
+    return argument in inspect.signature(import_class(class_path)).parameters
+
+
+class LitMRLCLI(LightningCLI):
+    """LightningCLI with lit_mrl's data module, W&B defaults and label-count filling."""
+
+    def before_instantiate_classes(self) -> None:
+        default_to_offline()
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        _loggers_under_root(config.trainer)
+        model, data = config.model, config.data
+        root = data.init_args.get("root") if data and data.get("init_args") else None
+        if root is None or not _accepts(model.class_path, "num_tags"):
+            return
+        from lit_mrl.data.info import read_info
+
+        vocab_size = len(read_info(root).vocabulary)
+        given = model.init_args.get("num_tags")
+        if given is None:
+            model.init_args.num_tags = vocab_size
+        elif given != vocab_size:
+            raise ValueError(
+                f"model.init_args.num_tags={given} but the data at {root} has "
+                f"{vocab_size} labels in info.json"
+            )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Shards by default; a config may name another data module (e.g. cached embeddings).
+        parser.set_defaults({"data": {"class_path": "lit_mrl.data.ShardDataModule"}})
+
+
+ROOT_PLACEHOLDER = "{default_root_dir}"
+
+
+def _loggers_under_root(trainer: object) -> None:
+    """Replace a logger ``save_dir`` of ``"{default_root_dir}"`` by the trainer's folder.
+
+    So ``--trainer.default_root_dir X`` moves a run's CSV log, checkpoints, config and
+    W&B files together (``configs/trainer.yaml`` uses the placeholder).
+    """
+    loggers = trainer.get("logger")
+    root = str(trainer.get("default_root_dir") or ".")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        init_args = getattr(logger, "init_args", None)
+        if init_args is not None and init_args.get("save_dir") == ROOT_PLACEHOLDER:
+            init_args.save_dir = root
+
+
+class _NoTips(logging.Filter):
+    """Drop Lightning's "Tip: try installing litlogger/litmodels" advertisements."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet() -> None:
+    """Keep the console to what matters for a run."""
+    os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banners; lit_mrl says where runs are
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+    for message in (
+        r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # inside Lightning itself
+        r".*is an instance of `nn.Module` and is already saved during checkpointing.*",
+        r".*you need to define a `flops_per_batch` attribute.*",  # throughput without FLOPs
+    ):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def make_cli(args: list[str] | None = None, run: bool = True) -> LitMRLCLI:
+    """Build (and by default run) the Lightning CLI on ``args`` (``None``: ``sys.argv``)."""
+    quiet()
+    no_abbreviations = {"allow_abbrev": False}
+    return LitMRLCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=RunConfigCallback,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={**no_abbreviations, **{c: dict(no_abbreviations) for c in COMMANDS}},
+        args=args,
+        run=run,
+    )
+
+
+def run_lightning(args: list[str] | None, shown: list[str]) -> int:
+    """Run a Lightning subcommand; user errors become one line and exit code 2.
+
+    Args:
+        args: the arguments, or ``None`` to let Lightning read ``sys.argv`` itself.
+        shown: the arguments (for the program name in messages).
+    """
+
+    def fit_or_other() -> None:
+        make_cli(args)
+
+    return run_command(fit_or_other, f"python -m lit_mrl {shown[0]}")

@@ -1,0 +1,154 @@
+"""The stages between shard files and training samples, run inside loader workers.
+
+:class:`ShardSamples` expands shard URLs into samples with the shard reader every tool
+uses (:func:`lit_mrl.data.shards.iter_shard`: only ``.flac`` and ``.json`` members, safe
+keys, valid JSON); a truncated or unreadable shard is skipped with a warning that names it
+and counts the samples lost. :class:`CropSample` decodes only the samples its crops need
+(:func:`lit_mrl.data.crops.read_spans`) and checks every sample's rate against
+``info.json``. A bad sample is skipped with a warning naming it; if nothing usable comes
+out of many samples in a row, the stream stops with an error instead of spinning forever.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from lit_mrl.data.crops import center_span, paired_spans, random_span, read_spans, track_length
+from lit_mrl.data.info import Task
+from lit_mrl.data.labels import encode_labels
+from lit_mrl.data.seeds import StreamSeed
+from lit_mrl.data.shards import iter_shard
+
+MAX_CONSECUTIVE_FAILURES = 200
+
+
+class ShardSamples:
+    """Shard URLs -> ``{"key", "flac", "json", "url"}`` samples, skipping broken shards.
+
+    Args:
+        shard_sizes: samples per shard file name, from ``info.json`` (to count losses).
+    """
+
+    def __init__(self, shard_sizes: dict[str, int]) -> None:
+        self.shard_sizes = shard_sizes
+
+    def __call__(self, urls: Iterable[dict[str, str]]) -> Iterator[dict[str, Any]]:
+        for entry in urls:
+            url = entry["url"]
+            read = 0
+            try:
+                for sample in iter_shard(url):
+                    read += 1
+                    yield {**sample, "url": url}
+            except ValueError as err:
+                expected = self.shard_sizes.get(url.rsplit("/", 1)[-1])
+                lost = f"{expected - read} of {expected}" if expected else "the rest"
+                warnings.warn(
+                    f"skipping a broken shard: {url} after {read} samples ({lost} samples "
+                    f"lost): {err}",
+                    stacklevel=1,
+                )
+
+
+class CropSample:
+    """Crop one sample into ``num_views`` clips, decoding only what the crops need.
+
+    A picklable callable (it travels to loader workers) that maps a sample stream to a
+    stream of ``{"audio": (V, num_samples), "labels", "key"}``. Training draws random
+    crops; evaluation takes the centre crop, or for two views a pair drawn from an RNG
+    seeded by the sample key, so validation is deterministic.
+
+    Args:
+        num_samples: crop length in samples.
+        num_views: crops per track (1, or 2 for contrastive pairs).
+        max_offset: largest distance between two crop centres, in samples.
+        task: the dataset's task type.
+        vocabulary: label names from ``info.json``.
+        sample_rate: the rate ``info.json`` declares; samples at another rate are skipped.
+        train: random (True) or deterministic (False) crops.
+        seed: seeds the random crops (training only).
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        num_views: int,
+        max_offset: int,
+        task: Task,
+        vocabulary: list[str],
+        sample_rate: int,
+        train: bool,
+        seed: StreamSeed | None = None,
+    ) -> None:
+        self.num_samples = num_samples
+        self.num_views = num_views
+        self.max_offset = max_offset
+        self.task = task
+        self.vocabulary = vocabulary
+        self.sample_rate = sample_rate
+        self.train = train
+        self.seed = seed if seed is not None else StreamSeed(0)
+        self._rng: np.random.Generator | None = None
+        self._rng_epoch = -1
+
+    def _rng_for(self, key: str) -> np.random.Generator:
+        if not self.train:
+            return np.random.default_rng(zlib.crc32(key.encode()))
+        if self._rng is None or self._rng_epoch != self.seed.epoch:
+            # made inside the worker that uses it, anew each epoch
+            self._rng = np.random.default_rng(self.seed("crops"))
+            self._rng_epoch = self.seed.epoch
+        return self._rng
+
+    def spans(self, length: int, key: str) -> list:
+        """Where each view comes from, for a track of ``length`` samples."""
+        if not self.train and self.num_views == 1:
+            return [center_span(length, self.num_samples)]
+        rng = self._rng_for(key)
+        if self.num_views == 1:
+            return [random_span(length, self.num_samples, rng)]
+        if self.num_views == 2:
+            return list(paired_spans(length, self.num_samples, self.max_offset, rng))
+        return [random_span(length, self.num_samples, rng) for _ in range(self.num_views)]
+
+    def crop(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """One sample's views and labels.
+
+        Raises:
+            ValueError: naming the problem (undecodable, wrong rate, empty, bad labels).
+        """
+        length, rate = track_length(sample["flac"])
+        if rate != self.sample_rate:
+            raise ValueError(f"decoded at {rate} Hz but info.json says {self.sample_rate} Hz")
+        if length == 0:
+            raise ValueError("the audio is empty")
+        labels = encode_labels({"key": sample["key"], **sample["json"]}, self.task, self.vocabulary)
+        views = read_spans(sample["flac"], self.spans(length, sample["key"]), self.num_samples)
+        return {
+            "audio": torch.from_numpy(np.stack(views)),  # (V, num_samples)
+            "labels": labels,
+            "key": sample["key"],
+        }
+
+    def __call__(self, samples: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        failures = 0
+        for sample in samples:
+            try:
+                yield self.crop(sample)
+                failures = 0
+            except (ValueError, KeyError) as err:
+                failures += 1
+                warnings.warn(
+                    f"skipping sample {sample['key']!r} of {sample['url']}: {err}", stacklevel=1
+                )
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    raise RuntimeError(
+                        f"{failures} samples in a row could not be used (last: {sample['key']!r} "
+                        f"of {sample['url']}: {err}): check the shards with python -m data_prep.verify"
+                    ) from err

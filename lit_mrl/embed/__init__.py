@@ -1,0 +1,1 @@
+"""Embedding extraction: window maths, the batched extractor, input sources, the command."""

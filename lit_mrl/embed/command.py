@@ -1,0 +1,303 @@
+"""``python -m lit_mrl embed``: embed a sharded dataset or a folder of audio, on many devices.
+
+Loader workers decode tracks; the main process computes each track's log-mel on the
+device, cuts its timeline of windows (:mod:`lit_mrl.embed.windows`) and packs the
+windows of many tracks into fixed-size encoder batches (:mod:`lit_mrl.embed.extractor`).
+Output is the format of :mod:`lit_mrl.data.embeddings`: parts per split plus
+``index.json``.
+
+A rerun resumes: tracks already in complete parts are skipped. ``index.json`` holds a
+fingerprint of the weights (and the windowing and input), so a rerun with another
+checkpoint, other settings or another input refuses to mix its embeddings with the old
+ones; ``--overwrite`` starts over. One run at a time may write a folder (a lock).
+Tracks that cannot be used (undecodable, NaN/Inf, empty, unknown labels, samples lost
+in a truncated shard) are listed in ``errors.jsonl`` and make the exit code 1.
+
+Many devices and nodes: ``--trainer.devices N`` (and ``--trainer.num_nodes``) runs N
+processes through Lightning Fabric, which also picks up ``torchrun`` and SLURM launches.
+Each rank embeds a disjoint share of the shards (or tracks), writes its own parts
+(``<split>-r<rank>-<n>.npz``) and errors, and rank 0 merges the index once every rank is
+done. A rerun with any number of processes resumes from the parts of all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
+
+from lit_mrl.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+
+ERRORS_NAME = "errors.jsonl"
+
+
+@dataclass
+class Launch:
+    """Where ``embed`` runs, as the Lightning Trainer's options of the same names.
+
+    Args:
+        accelerator: auto, cpu, gpu, cuda, mps.
+        devices: devices per node (a count, or a list of indices such as ``[1]``).
+        num_nodes: machines.
+    """
+
+    accelerator: str = "auto"
+    devices: int | list[int] | str = 1
+    num_nodes: int = 1
+
+
+# index.json fields that must agree for a rerun to add to an existing output folder
+RESUME_FIELDS = ("fingerprint", "input", "window_seconds", "hop_seconds", "sample_rate")
+
+
+def embed(
+    input: str,
+    out: str,
+    checkpoint: str | None = None,
+    random_init: list[str] | str | None = None,
+    model: str | None = None,
+    seed: int = 0,
+    splits: list[str] | str | None = None,
+    window_seconds: PositiveFloat = 3.0,
+    hop_seconds: PositiveFloat = 2.0,
+    batch_windows: PositiveInt = 128,
+    trainer: Launch | None = None,
+    num_workers: NonNegativeInt = 2,
+    part_size: PositiveInt = 512,
+    bf16: bool = False,
+    chunk_seconds: PositiveFloat = 60.0,
+    overwrite: bool = False,
+    allow_class: list[str] | str | None = None,
+) -> int:
+    """Embed every track: one window every hop, track embedding = mean of the timeline.
+
+    Args:
+        input: a shard folder (with info.json), an audio folder, or a text file of paths.
+        out: output folder; a rerun resumes it.
+        checkpoint: a .ckpt written by `python -m lit_mrl fit` (or `import_mule`).
+        random_init: training config YAML(s) whose model is built with random weights
+            (one path, or a list: '[a.yaml, b.yaml]').
+        model: a YAML describing an AudioEncoder, e.g. configs/baselines/logmel_stats.yaml.
+        seed: seed of --random_init / --model weights.
+        splits: splits to embed, one or a list '[train, test]' (shards: default all; files:
+            one name, default "all").
+        window_seconds: window length in seconds.
+        hop_seconds: distance between window starts in seconds.
+        batch_windows: windows per encoder forward.
+        trainer: accelerator, devices and num_nodes, as for `fit` (--trainer.devices 4).
+        num_workers: decoding processes.
+        part_size: tracks per output part.
+        bf16: bfloat16 autocast for the encoder.
+        chunk_seconds: audio per STFT call for long tracks.
+        overwrite: delete the embeddings already in --out and start over.
+        allow_class: class paths outside lit_mrl that --checkpoint may build.
+
+    Returns:
+        0 if every track was embedded, 1 if some failed (listed in errors.jsonl).
+    """
+    import torch
+
+    from lit_mrl.data.embeddings import write_index
+    from lit_mrl.data.files import lock_dir
+    from lit_mrl.embed.extractor import TimelineEmbedder
+    from lit_mrl.embed.models import load_audio_encoder
+    from lit_mrl.embed.sources import open_input
+
+    splits, random_init, allow_class = (
+        [v] if isinstance(v, str) else v for v in (splits, random_init, allow_class)
+    )
+    source = open_input(input, splits[0] if splits else "all")
+    if source.kind == "files" and splits and len(splits) != 1:
+        raise UsageError("audio-file input is one split: give at most one --splits name")
+    wanted = splits or list(source.sizes)
+    unknown = [s for s in wanted if s not in source.sizes]
+    if unknown:
+        raise UsageError(f"splits {unknown} are not in {source.path} (has {list(source.sizes)})")
+    audio_encoder, made_by = load_audio_encoder(
+        checkpoint, random_init, model, seed, allow_class or []
+    )
+    source.check_sample_rate(audio_encoder.sample_rate)
+    fabric = launch(trainer or Launch())
+    embedder = TimelineEmbedder(
+        audio_encoder, window_seconds, hop_seconds, batch_windows, fabric.device, bf16,
+        chunk_seconds,
+    )  # fmt: skip
+    index = {
+        "embed_dim": embedder.embed_dim,
+        "task": source.task,
+        "vocabulary": source.vocabulary,
+        "sample_rate": embedder.sample_rate,
+        "window_seconds": window_seconds,
+        "hop_seconds": hop_seconds,
+        "input": str(source.path),
+        "input_kind": source.kind,
+        **made_by,
+    }
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    rank, world = fabric.global_rank, fabric.world_size
+    with lock_dir(folder, f"embed.r{rank:03d}", "another `python -m lit_mrl embed`"):
+        if rank == 0:  # checks the folder, starts over if asked, records the fingerprint
+            index["splits"] = prepare_output(folder, index, overwrite)
+            write_index(folder, index)
+        fabric.barrier()
+        if rank != 0:
+            prepare_output(folder, index, overwrite=False)  # the same checks, read only
+        share = Share(rank, world, num_workers, part_size)
+        failed = run_splits(embedder, source, wanted, folder, share)
+        fabric.barrier()  # every rank's parts are written
+        failed = int(fabric.all_reduce(torch.tensor(failed), reduce_op="sum"))
+        if rank == 0:
+            finish_index(folder, index, wanted, world)
+    if rank == 0:
+        report = f"; {failed} tracks failed, listed in {folder / ERRORS_NAME}" if failed else ""
+        print(f"wrote {folder / 'index.json'}{report}")
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def launch(options: Launch) -> Any:
+    """Start the processes ``options`` asks for (or join torchrun's / SLURM's); a Fabric."""
+    from lightning.fabric import Fabric
+
+    fabric = Fabric(
+        accelerator=options.accelerator,
+        devices=options.devices,
+        num_nodes=options.num_nodes,
+        strategy="auto",
+    )
+    fabric.launch()
+    return fabric
+
+
+@dataclass
+class Share:
+    """This process's share of the work.
+
+    Args:
+        rank: global rank.
+        world: number of processes.
+        num_workers: decoding processes of this rank.
+        part_size: tracks per output part.
+    """
+
+    rank: int
+    world: int
+    num_workers: int
+    part_size: int
+
+    @property
+    def writer(self) -> str | None:
+        """Part series of this rank (``None``: the plain series of a one-process run)."""
+        return None if self.world == 1 else f"r{self.rank:03d}"
+
+    @property
+    def errors_name(self) -> str:
+        """This rank's error list."""
+        return ERRORS_NAME if self.world == 1 else f"errors.r{self.rank:03d}.jsonl"
+
+
+def finish_index(folder: Path, index: dict[str, Any], splits: list[str], world: int) -> None:
+    """Rank 0, after every rank is done: the splits' parts and counts, one error list."""
+    from lit_mrl.data.embeddings import done_keys, existing_parts, write_index
+
+    for split in splits:
+        parts = [p.name for p in existing_parts(folder, split)]
+        index["splits"][split] = {"num_samples": len(done_keys(folder, split)), "parts": parts}
+    write_index(folder, index)
+    if world > 1:
+        ranks = sorted(folder.glob("errors.r[0-9][0-9][0-9].jsonl"))
+        (folder / ERRORS_NAME).write_text("".join(p.read_text() for p in ranks))
+        for path in ranks:
+            path.unlink()
+
+
+def prepare_output(folder: Path, index: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """The ``splits`` already in ``folder``, after checking they were made the same way.
+
+    Raises:
+        UsageError: the folder holds embeddings of other weights, settings or input.
+    """
+    from lit_mrl.data.embeddings import INDEX_NAME, existing_parts, read_index
+
+    if overwrite:
+        for path in folder.glob("*.npz"):
+            path.unlink()
+        (folder / INDEX_NAME).unlink(missing_ok=True)
+        (folder / ERRORS_NAME).unlink(missing_ok=True)
+        return {}
+    if not (folder / INDEX_NAME).is_file():
+        stray = [p.name for p in folder.glob("*.npz")]
+        if stray:
+            raise UsageError(
+                f"{folder} holds embedding parts ({stray[0]}, ...) but no index.json: "
+                "use another --out, or --overwrite to delete them"
+            )
+        return {}
+    old = read_index(folder)
+    for name in RESUME_FIELDS:
+        if old.get(name) != index[name]:
+            raise UsageError(
+                f"{folder} holds embeddings made with {name}={old.get(name)!r}, this run has "
+                f"{name}={index[name]!r}: use another --out, or --overwrite to start over"
+            )
+    return {s: v for s, v in old["splits"].items() if existing_parts(folder, s)}
+
+
+def run_splits(embedder: Any, source: Any, splits: list[str], folder: Path, share: Share) -> int:
+    """Embed this rank's share of every split into ``folder``; returns the tracks lost."""
+    from torch.utils.data import DataLoader
+
+    from lit_mrl.data.embeddings import PartWriter, done_keys
+
+    failed = 0
+    with open(folder / share.errors_name, "w") as errors:
+        for split in splits:
+            done = done_keys(folder, split)
+            todo = max(source.sizes[split] - len(done), 0)
+            mine = todo if share.world == 1 else f"about {todo // share.world}"
+            print(f"{split}: {len(done)} tracks already embedded (skipped), {mine} to embed"
+                  + ("" if share.world == 1 else f" on rank {share.rank}"))  # fmt: skip
+            dataset = source.tracks(
+                split, embedder.sample_rate, embedder.min_samples, done, share.rank,
+                share.world, embedder.chunk_samples,
+            )  # fmt: skip
+            loader = DataLoader(dataset, batch_size=None, num_workers=share.num_workers)
+            writer = PartWriter(folder, split, share.part_size, share.writer)
+            bar_total = todo if share.world == 1 else None
+            embedded, lost = embed_split(embedder, loader, writer, errors, bar_total, split)
+            print(f"{split}: embedded {embedded}, failed {lost}")
+            failed += lost
+    return failed
+
+
+def embed_split(
+    embedder: Any, loader: Any, writer: Any, errors: TextIO, total: int | None, split: str
+) -> tuple[int, int]:
+    """Embed every track ``loader`` yields into ``writer``; returns (embedded, lost)."""
+    from tqdm import tqdm
+
+    lost = embedded = 0
+    bar = tqdm(total=total, unit="track", desc=split, dynamic_ncols=True)
+
+    def counted() -> Any:
+        nonlocal lost
+        for item in loader:
+            if "error" in item:  # the extractor drops the track's blocks so far
+                lost += item["lost"]
+                errors.write(json.dumps({"split": split, **item}) + "\n")
+                errors.flush()
+                what = item["key"] or f"{item['lost']} tracks of {item['source']}"
+                tqdm.write(f"skipped {what}: {item['error']}")
+                bar.update(item["lost"])
+            yield item
+
+    for row in embedder.embed_tracks(counted()):
+        writer.add(row)  # a full part is written at once: a rerun resumes from it
+        embedded += 1
+        bar.update()
+    writer.flush()
+    bar.close()
+    return embedded, lost

@@ -1,0 +1,140 @@
+"""The audio encoder ``embed`` runs: from a checkpoint, random weights, or a model file.
+
+Each way also yields a fingerprint of the weights (a hash of the checkpoint's bytes, or
+of the config files and seed that make the untrained weights), which ``embed`` stores in
+``index.json`` so a rerun with other weights never mixes its embeddings with old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from lit_mrl.errors import UsageError
+from lit_mrl.models.audio_encoder import AudioEncoder
+
+
+def file_digest(paths: list[Path], extra: str = "") -> str:
+    """sha256 over the bytes of ``paths`` (in order) and ``extra``, hex."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as file:
+            for block in iter(lambda f=file: f.read(1 << 20), b""):
+                digest.update(block)
+    digest.update(extra.encode())
+    return digest.hexdigest()
+
+
+def _existing(paths: list[str], what: str) -> list[Path]:
+    files = [Path(p) for p in paths]
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"{what} {path} not found")
+    return files
+
+
+def from_checkpoint(path: str, allowed_classes: list[str]) -> tuple[AudioEncoder, dict[str, Any]]:
+    """The audio encoder of a trained checkpoint (classes checked, weights only)."""
+    from lit_mrl.checkpoints import load_pretrained
+
+    (file,) = _existing([path], "checkpoint")
+    module = load_pretrained(file, allowed_classes=allowed_classes)
+    source = {"checkpoint": str(file.resolve()), "fingerprint": file_digest([file])}
+    return module.audio_encoder, source
+
+
+def from_training_configs(configs: list[str], seed: int) -> tuple[AudioEncoder, dict[str, Any]]:
+    """The audio encoder of training configs' ``model``, with fresh random weights.
+
+    Only the ``model`` section of each YAML is read (later files override earlier ones,
+    as with ``fit -c a.yaml -c b.yaml``); nothing is trained. A ``num_tags`` left unset
+    is set to 2 (the head does not change the embeddings).
+    """
+    from jsonargparse import ActionConfigFile, ArgumentParser
+    from lightning import LightningModule
+
+    import lit_mrl.methods  # noqa: F401  (short class names resolve)
+
+    files = _existing(configs, "config")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_subclass_arguments(LightningModule, "model", required=True)
+    args = []
+    for path in files:
+        content = yaml.safe_load(path.read_text()) or {}
+        if "model" in content:
+            args += ["--config", yaml.safe_dump({"model": content["model"]})]
+    if not args:
+        raise UsageError(f"no 'model' section in {', '.join(map(str, files))}")
+    parsed = parser.parse_args(args)
+    init_args = parsed.model.init_args
+    if "num_tags" in init_args and init_args.num_tags is None:
+        init_args.num_tags = 2
+    torch.manual_seed(seed)
+    module = parser.instantiate_classes(parsed).model
+    source = {
+        "random_init": [str(p.resolve()) for p in files],
+        "seed": seed,
+        "fingerprint": file_digest(files, f"random_init seed={seed}"),
+    }
+    return module.audio_encoder, source
+
+
+def from_model_file(path: str, seed: int) -> tuple[AudioEncoder, dict[str, Any]]:
+    """An :class:`AudioEncoder` described by a YAML file (``encoder``, ``frontend``, ...).
+
+    For encoders that need no training (``lit_mrl.models.LogMelStats``) or random
+    weights of any encoder::
+
+        encoder:
+          class_path: lit_mrl.models.LogMelStats
+    """
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    (file,) = _existing([path], "model file")
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_class_arguments(AudioEncoder, "model")
+    content = yaml.safe_load(file.read_text()) or {}
+    parsed = parser.parse_args(["--config", yaml.safe_dump({"model": content})])
+    torch.manual_seed(seed)
+    audio_encoder = parser.instantiate_classes(parsed).model
+    source = {
+        "model_file": str(file.resolve()),
+        "seed": seed,
+        "fingerprint": file_digest([file], f"model seed={seed}"),
+    }
+    return audio_encoder, source
+
+
+def load_audio_encoder(
+    checkpoint: str | None,
+    random_init: list[str] | None,
+    model: str | None,
+    seed: int,
+    allowed_classes: list[str],
+) -> tuple[AudioEncoder, dict[str, Any]]:
+    """The encoder one of the three options names, and its source description.
+
+    Raises:
+        UsageError: not exactly one of the options is given, or a file is missing.
+    """
+    given = [name for name, v in (("checkpoint", checkpoint), ("random_init", random_init),
+                                  ("model", model)) if v]  # fmt: skip
+    if len(given) != 1:
+        raise UsageError(
+            "give exactly one of --checkpoint, --random_init and --model"
+            + (f" (got {', '.join('--' + g for g in given)})" if given else "")
+        )
+    if checkpoint:
+        audio_encoder, source = from_checkpoint(checkpoint, allowed_classes)
+    elif random_init:
+        audio_encoder, source = from_training_configs(random_init, seed)
+    else:
+        audio_encoder, source = from_model_file(model, seed)
+    source["encoder_class"] = audio_encoder.encoder_class
+    return audio_encoder.eval(), source

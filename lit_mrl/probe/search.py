@@ -1,0 +1,275 @@
+"""Probe hyper-parameter search on cached embeddings, one batched ensemble per shape.
+
+The paper picks each (task, embedding model) probe on validation data. Here every config
+of a grid is trained at once: configs that share a hidden-layer shape form one
+:class:`~lit_mrl.probe.ensemble.EnsembleMLP` (split into chunks that fit in memory). Each
+member keeps its weights at its best validation score (early stopping on the task's
+primary metric). The best config is then trained with ``K`` seeds, and its test metrics
+are reported as the mean over seeds with a 95 % bootstrap interval over test items and
+seeds (:mod:`lit_mrl.probe.intervals`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lit_mrl.data.embedding_datamodule import EmbeddingDataModule
+from lit_mrl.metrics import MetricName, key_class_map, score_predictions
+from lit_mrl.models.heads import seeded_mlp_head
+from lit_mrl.probe.ensemble import EarlyStopping, EnsembleMLP, fit_ensemble, predict_ensemble
+from lit_mrl.probe.grid import Grid, ProbeConfig
+from lit_mrl.probe.intervals import bootstrap
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long probes train.
+
+    Args:
+        steps: most optimisation steps (warm-up plus cosine decay to 0).
+        warmup_steps: steps of linear warm-up.
+        batch_size: embeddings per minibatch.
+        eval_every: steps between validation checks (early stopping).
+        patience: checks without any improvement before a probe stops; 0 trains every
+            probe for ``steps`` steps and keeps its last weights.
+    """
+
+    steps: int
+    warmup_steps: int
+    batch_size: int
+    eval_every: int
+    patience: int
+
+    @classmethod
+    def for_data(
+        cls,
+        num_train: int,
+        batch_size: int,
+        epochs: int = 100,
+        min_steps: int = 500,
+        max_steps: int = 20000,
+        steps: int | None = None,
+        warmup_steps: int | None = None,
+        patience: int = 10,
+    ) -> Budget:
+        """A budget scaled to the data: ``epochs`` passes, within ``[min_steps, max_steps]``.
+
+        ``steps`` fixes the budget instead; warm-up defaults to a tenth of it (at most
+        1000, the paper's); the validation check runs 20 times per budget at least.
+        """
+        if steps is None:
+            steps = min(max(epochs * math.ceil(num_train / batch_size), min_steps), max_steps)
+        warmup = min(1000, steps // 10) if warmup_steps is None else warmup_steps
+        return cls(steps, warmup, batch_size, max(1, min(100, steps // 20)), patience)
+
+
+def primary_metrics(task: str, metric: MetricName) -> tuple[str, ...]:
+    """Validation metrics that rank configs, most important first (later ones break ties)."""
+    if metric == "mirex_key":
+        return ("mirex_key", "accuracy")
+    return {
+        "multilabel": ("roc_auc", "pr_auc"),
+        "multiclass": ("accuracy", "macro_accuracy"),
+        "regression": ("r2",),
+    }[task]
+
+
+def select_best(val: list[dict[str, float]], keys: tuple[str, ...]) -> int:
+    """Index of the best config by ``keys`` (NaN ranks last; ties go to the earliest)."""
+
+    def rank(i: int) -> tuple[float, ...]:
+        return tuple(-math.inf if math.isnan(val[i][k]) else val[i][k] for k in keys)
+
+    return max(range(len(val)), key=rank)
+
+
+def members_per_ensemble(config: ProbeConfig, in_dim: int, out_dim: int, max_params: int) -> int:
+    """How many members of this shape fit in ``max_params`` stacked parameters."""
+    dims = [in_dim, *config.hidden_dims, out_dim]
+    params = sum((a + 1) * b for a, b in itertools.pairwise(dims))
+    return max(1, max_params // params)
+
+
+def ensembles(
+    configs: list[ProbeConfig], in_dim: int, out_dim: int, max_params: int
+) -> Iterator[list[int]]:
+    """Config indices of each ensemble: one shape per ensemble, at most ``max_params``."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, config in enumerate(configs):
+        by_shape.setdefault(config.hidden_dims, []).append(i)
+    for members in by_shape.values():
+        size = members_per_ensemble(configs[members[0]], in_dim, out_dim, max_params)
+        for start in range(0, len(members), size):
+            yield members[start : start + size]
+
+
+class Scorer:
+    """Scores ensemble outputs on one split, in the data's own units.
+
+    Args:
+        data: the embeddings.
+        stage: ``val`` or ``test``.
+        metric: ``"mirex_key"`` for the key task.
+    """
+
+    def __init__(self, data: EmbeddingDataModule, stage: str, metric: MetricName) -> None:
+        self.data, self.metric = data, metric
+        self.embeddings = data.load(stage).embeddings
+        self.labels = data.original_labels(stage)
+        self.primary = primary_metrics(data.task, metric)[0]
+
+    def predict(self, ensemble: EnsembleMLP) -> Tensor:
+        """``(E, N, K)`` predictions in the data's units."""
+        return self.data.to_original_units(predict_ensemble(ensemble, self.embeddings))
+
+    def score(self, preds: Tensor) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Summary and per-class metrics of one member's ``(N, K)`` predictions."""
+        return score_predictions(
+            self.data.task, preds, self.labels, self.metric, self.data.vocabulary
+        )
+
+    def primary_scores(self, ensemble: EnsembleMLP) -> Tensor:
+        """``(E,)`` primary metric of every member (for early stopping)."""
+        return torch.tensor([self.score(p)[0][self.primary] for p in self.predict(ensemble)])
+
+
+def train_configs(
+    data: EmbeddingDataModule,
+    configs: list[ProbeConfig],
+    seed: int,
+    budget: Budget,
+    valid: Scorer,
+    device: str,
+) -> tuple[EnsembleMLP, Any]:
+    """Train configs of one shape as one ensemble with early stopping on ``valid``."""
+    head = seeded_mlp_head(
+        data.embed_dim, len(data.vocabulary), list(configs[0].hidden_dims), 0.0, seed
+    )
+    ensemble = EnsembleMLP([head] * len(configs), torch.tensor([c.dropout for c in configs]))
+    result = fit_ensemble(
+        ensemble.to(device),
+        data.load("train"),
+        data.task,
+        lr=torch.tensor([c.lr for c in configs], dtype=torch.float64),
+        weight_decay=torch.tensor([c.weight_decay for c in configs]),
+        steps=budget.steps,
+        warmup_steps=budget.warmup_steps,
+        batch_size=budget.batch_size,
+        seed=seed,
+        early_stopping=EarlyStopping(valid.primary_scores, budget.eval_every, budget.patience)
+        if budget.patience > 0
+        else None,
+    )
+    return ensemble, result
+
+
+def run_search(
+    data: EmbeddingDataModule,
+    grid: Grid,
+    budget: Budget,
+    seeds: list[int],
+    metric: MetricName = "default",
+    device: str = "cpu",
+    max_params: int = 2**27,
+    replicates: int = 1000,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Search ``grid`` (first seed), select on validation, test the best with every seed.
+
+    Args:
+        data: the embeddings (standardised as the data module says).
+        grid: the search space.
+        budget: steps, warm-up, batch size and early stopping.
+        seeds: the first seeds the search; the selected config is trained with each.
+        metric: ``"mirex_key"`` selects 24-class key probes by the MIREX score.
+        device: where the ensembles train.
+        max_params: largest number of stacked parameters in one ensemble (memory bound).
+        replicates: bootstrap replicates of the test interval.
+        progress: receives one line per trained ensemble.
+
+    Returns:
+        ``configs`` (every config with its validation metrics and best step),
+        ``selected`` (index), ``val`` (selected, first seed), ``test`` (mean over seeds),
+        ``test_low``/``test_high`` (95 % interval), ``test_per_seed``, ``per_class``
+        (``{metric: {"mean", "low", "high"}}`` lists per class).
+    """
+    configs = grid.configs()
+    valid, test = Scorer(data, "val", metric), Scorer(data, "test", metric)
+    in_dim, out_dim = data.embed_dim, len(data.vocabulary)
+    rows: list[dict[str, Any]] = [{} for _ in configs]
+    for members in ensembles(configs, in_dim, out_dim, max_params):
+        start = time.perf_counter()
+        chosen = [configs[i] for i in members]
+        ensemble, fit = train_configs(data, chosen, seeds[0], budget, valid, device)
+        for e, (i, preds) in enumerate(zip(members, valid.predict(ensemble), strict=True)):
+            rows[i] = {"val": valid.score(preds)[0], "best_step": int(fit.best_step[e])}
+        progress(
+            f"hidden {list(chosen[0].hidden_dims)}: {len(members)} configs, {fit.steps} steps "
+            f"in {time.perf_counter() - start:.1f} s"
+        )
+    best = select_best([row["val"] for row in rows], primary_metrics(data.task, metric))
+    test_preds, per_seed = [], []
+    for seed in seeds:
+        ensemble, _ = train_configs(data, [configs[best]], seed, budget, valid, device)
+        preds = test.predict(ensemble)[0]
+        test_preds.append(preds.numpy())
+        per_seed.append(test.score(preds)[0])
+    progress(f"selected config {best}: trained with seeds {seeds}")
+    summary = summarise(data, metric, test, test_preds, per_seed, replicates)
+    configs_out = [{"id": i, **c.as_dict(), **rows[i]} for i, c in enumerate(configs)]
+    return {"configs": configs_out, "selected": best, "val": rows[best]["val"], **summary}
+
+
+def summarise(
+    data: EmbeddingDataModule,
+    metric: MetricName,
+    test: Scorer,
+    test_preds: list[np.ndarray],
+    per_seed: list[dict[str, float]],
+    replicates: int,
+) -> dict[str, Any]:
+    """Test mean over seeds, bootstrap interval and per-class values of the selected config."""
+    key_map = (
+        key_class_map(data.vocabulary).numpy()
+        if metric == "mirex_key" and data.vocabulary
+        else None
+    )
+    labels = test.labels.numpy()
+    interval = bootstrap(data.task, test_preds, labels, metric, key_map, replicates)
+    names = list(per_seed[0])
+    mean = {name: float(np.mean([run[name] for run in per_seed])) for name in names}
+    low, high = {}, {}
+    for name in names:
+        key = name if name in interval["low"] else None
+        if key is None and name.startswith("r2_"):  # per-output R² comes per class
+            index = data.vocabulary.index(name[3:])
+            low[name] = float(interval["low"]["per_class/r2"][index])
+            high[name] = float(interval["high"]["per_class/r2"][index])
+        elif key is not None:
+            low[name], high[name] = float(interval["low"][key]), float(interval["high"][key])
+    per_class = {
+        name.split("/", 1)[1]: {
+            "mean": interval["mean"][name].tolist(),
+            "low": interval["low"][name].tolist(),
+            "high": interval["high"][name].tolist(),
+        }
+        for name in interval["mean"]
+        if name.startswith("per_class/")
+    }
+    return {
+        "test": mean,
+        "test_low": low,
+        "test_high": high,
+        "test_per_seed": per_seed,
+        "per_class": per_class,
+        "bootstrap_replicates": replicates,
+    }

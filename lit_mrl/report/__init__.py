@@ -1,0 +1,1 @@
+"""The report: a tasks x models table of probe results with intervals, and its chart."""
