@@ -37,19 +37,25 @@ test: $(STAMP)  ## fast test suite (includes the end-to-end CLI test)
 test-all: $(STAMP)  ## every test, slow ones included
 	$(PY) -m pytest -m ""
 
-demo: $(STAMP)  ## the whole pipeline on an offline toy corpus, CPU (DEMO_DIR=demo_out)
+demo: $(STAMP)  ## the whole pipeline on an offline toy corpus, CPU, ~30 min (DEMO_DIR=demo_out)
 	$(PY) -m lit_mrl demo --out $(DEMO_DIR)
 
-eval: $(STAMP)  ## embed + probe + report CKPT on every task prepared under SHARDS
+eval: $(STAMP)  ## embed + probe + report CKPT on every task under SHARDS, beside the log-mel baseline
 	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/last.ckpt [SHARDS=shards] [EVAL_OUT=eval_out]"; exit 2; }
-	@for cfg in configs/probe/*.yaml; do \
+	@name=$$(basename $(CKPT) .ckpt); \
+	for cfg in configs/probe/*.yaml; do \
 	  task=$$(basename $$cfg .yaml); \
 	  [ -f $(SHARDS)/$$task/info.json ] || { echo "skipping $$task: no $(SHARDS)/$$task/info.json"; continue; }; \
-	  $(PY) -m lit_mrl embed --checkpoint $(CKPT) --input $(SHARDS)/$$task --out $(EVAL_OUT)/embeddings/$$task && \
-	  $(PY) -m lit_mrl probe --config $$cfg --embeddings $(EVAL_OUT)/embeddings/$$task \
-	    --out $(EVAL_OUT)/results/$$task --model-name $$(basename $(CKPT) .ckpt) || exit 1; \
+	  for model in $$name logmel-stats; do \
+	    if [ $$model = logmel-stats ]; then source="--model configs/baselines/logmel_stats.yaml"; \
+	    else source="--checkpoint $(CKPT)"; fi; \
+	    $(PY) -m lit_mrl embed $$source --input $(SHARDS)/$$task --out $(EVAL_OUT)/embeddings/$$model/$$task || exit 1; \
+	    [ -f $(EVAL_OUT)/results/$$model/$$task/results.json ] || \
+	    $(PY) -m lit_mrl probe --config $$cfg --embeddings $(EVAL_OUT)/embeddings/$$model/$$task \
+	      --out $(EVAL_OUT)/results/$$model/$$task --model_name $$model || exit 1; \
+	  done; \
 	done
-	$(PY) -m lit_mrl report $(EVAL_OUT)/results --paper --out $(EVAL_OUT)/report.md \
+	$(PY) -m lit_mrl report $(EVAL_OUT)/results --paper true --out $(EVAL_OUT)/report.md \
 	  --csv $(EVAL_OUT)/report.csv --png $(EVAL_OUT)/report.png
 
 bench: $(STAMP)  ## run the CPU benchmarks under bench/ (figures: bench/README.md)

@@ -23,6 +23,8 @@ class ContrastiveModule(PretrainModule):
         encoder: see :class:`PretrainModule`.
         projection_dim: output size of the projector.
         projector_dims: hidden widths of the projector.
+        projector_input_norm: batch-normalise embeddings at the projector's input (not in
+            the paper; see :class:`~lit_mrl.models.heads.ProjectionHead`).
         temperature: NT-Xent temperature.
         augment: optional on-device augmentation of both views during training,
             ``(B, T) -> (B, T)``; ``None`` (the paper) uses plain crops.
@@ -39,6 +41,7 @@ class ContrastiveModule(PretrainModule):
         encoder: nn.Module,
         projection_dim: int = 128,
         projector_dims: list[int] = [4096, 4096, 4096],  # noqa: B006
+        projector_input_norm: bool = False,
         temperature: float = 0.1,
         augment: nn.Module | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -52,7 +55,9 @@ class ContrastiveModule(PretrainModule):
             encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last
         )
         self.save_hyperparameters()
-        self.head = ProjectionHead(self.audio_encoder.embed_dim, projection_dim, projector_dims)
+        self.head = ProjectionHead(
+            self.audio_encoder.embed_dim, projection_dim, projector_dims, projector_input_norm
+        )
         self.temperature = temperature
         self.augment = augment
 

@@ -21,6 +21,8 @@ class SupervisedTaggingModule(PretrainModule):
         encoder: see :class:`PretrainModule`.
         num_tags: size of the tag vocabulary; the CLI fills it from ``info.json``.
         projector_dims: hidden widths of the projector.
+        projector_input_norm: batch-normalise embeddings at the projector's input (not in
+            the paper; see :class:`~lit_mrl.models.heads.ProjectionHead`).
         optimizer: see :class:`PretrainModule`.
         scheduler: see :class:`PretrainModule`.
         sample_rate: see :class:`PretrainModule`.
@@ -34,6 +36,7 @@ class SupervisedTaggingModule(PretrainModule):
         encoder: nn.Module,
         num_tags: int | None = None,
         projector_dims: list[int] = [4096, 4096, 4096],  # noqa: B006
+        projector_input_norm: bool = False,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         sample_rate: int = 16000,
@@ -51,7 +54,9 @@ class SupervisedTaggingModule(PretrainModule):
             )
         self.save_hyperparameters()
         self.num_tags = num_tags
-        self.head = ProjectionHead(self.audio_encoder.embed_dim, num_tags, projector_dims)
+        self.head = ProjectionHead(
+            self.audio_encoder.embed_dim, num_tags, projector_dims, projector_input_norm
+        )
         # macro ROC-AUC / AP exactly as the probes compute them (lit_mrl.metrics)
         self.val_metrics = TaskScore("multilabel", num_tags)
         self.test_metrics = TaskScore("multilabel", num_tags)

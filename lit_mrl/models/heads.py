@@ -14,6 +14,13 @@ class ProjectionHead(nn.Module):
         in_dim: embedding size D.
         out_dim: output size (label count, or the contrastive projection size).
         hidden_dims: widths of the hidden ReLU layers.
+        input_norm: batch-normalise the embeddings (no affine parameters) before the first
+            layer. Not in the paper: SF-NFNet embeddings start about 100 times smaller than
+            unit scale (scaled GELU after pooling, skip-init gains at 0), and a projector
+            with the usual initialisation then needs hundreds of Adam steps to scale its
+            weights up before the encoder gets a useful signal; normalised inputs start
+            learning at once. Embeddings are taken before the projector, so they are
+            unchanged in kind.
     """
 
     def __init__(
@@ -21,9 +28,10 @@ class ProjectionHead(nn.Module):
         in_dim: int,
         out_dim: int,
         hidden_dims: list[int] = [4096, 4096, 4096],  # noqa: B006
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [nn.BatchNorm1d(in_dim, affine=False)] if input_norm else []
         for width in hidden_dims:
             layers += [nn.Linear(in_dim, width), nn.ReLU(inplace=True)]
             in_dim = width
