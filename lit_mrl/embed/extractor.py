@@ -23,7 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lit_mrl.embed.windows import cut_windows, seconds_to_frames, window_centres, window_starts
+from lit_mrl.embed.windows import (
+    cut_windows,
+    seconds_to_frames,
+    settled_starts,
+    timeline_starts,
+    window_centres,
+)
 from lit_mrl.models.audio_encoder import AudioEncoder
 
 AUDIO_FIELDS = ("audio", "block", "start", "last", "track")
@@ -49,6 +55,10 @@ class _Track:
 
 class TimelineEmbedder:
     """Embeds tracks window by window, packing the windows of many tracks into batches.
+
+    Windows are placed as the encoder's frontend says
+    (:attr:`~lit_mrl.models.AudioEncoder.timeline`): lit_mrl's scheme, or the released
+    MULE code's for imported MULE weights (:mod:`lit_mrl.embed.windows`).
 
     Args:
         audio_encoder: waveform-to-embedding model, moved to ``device`` and set to eval
@@ -83,6 +93,8 @@ class TimelineEmbedder:
         self.embed_dim = audio_encoder.embed_dim
         self.min_samples = audio_encoder.min_samples
         self.hop_length = audio_encoder.min_samples  # samples per frame
+        self.timeline = audio_encoder.timeline
+        self.std_correction = audio_encoder.std_correction
         # frames an STFT window reaches across on either side of its centre
         self.margin = math.ceil(audio_encoder.fft_size / 2 / self.hop_length)
         self._whole_tracks = 0
@@ -163,7 +175,7 @@ class TimelineEmbedder:
                     f"track {key!r}: need at least one frame ({self.min_samples} samples), "
                     f"got {total}"
                 )
-            track.done, track.num_frames = True, total // self.hop_length
+            track.done, track.num_frames = True, self.audio_encoder.num_frames(total)
         self._compute_frames(track)
         self._queue_windows(track, queue)
 
@@ -193,16 +205,14 @@ class TimelineEmbedder:
         """Cut every window whose frames are complete; drop frames no window needs."""
         width, hop = self.window_frames, self.hop_frames
         if track.done:
-            starts = window_starts(track.num_frames, width, hop).tolist()
+            starts = timeline_starts(self.timeline, track.num_frames, width, hop).tolist()
             new = starts[len(track.starts) :]
-        else:  # a window that ends before the frames so far cannot be the last one
-            new = []
-            start = len(track.starts) * hop
-            while start + width < track.next_frame:
-                new.append(start)
-                start += hop
+        else:  # windows that the frames still to come cannot move
+            new = settled_starts(self.timeline, len(track.starts), track.next_frame, width, hop)
         if new:
-            windows = cut_windows(track.frames, np.asarray(new) - track.frame_start, width)
+            windows = cut_windows(
+                track.frames, np.asarray(new) - track.frame_start, width, self.std_correction
+            )
             for start, window in zip(new, windows, strict=True):
                 queue.append((track, len(track.starts), window))
                 track.starts.append(start)
@@ -211,8 +221,9 @@ class TimelineEmbedder:
         if track.done:
             track.frames = None
             return
-        # the final window starts after the last one queued: keep the frames from there on
-        keep = max(0, (len(track.starts) - 1) * hop + 1)
+        # later windows start after the last one queued (MULE's: at or after): keep from there
+        after = int(self.timeline == "lit_mrl")
+        keep = track.starts[-1] + after if track.starts else 0
         drop = keep - track.frame_start
         if track.frames is not None and drop > 0:
             track.frames = track.frames[:, drop:]

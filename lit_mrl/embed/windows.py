@@ -20,11 +20,32 @@ With the defaults: 1 s -> one window at 0.5 s; 3 s -> one at 1.5 s; 10 s -> five
 1.5, 3.5, 5.5, 7.5, 8.5 s; 95 s -> 47 at 1.5, 3.5, ..., 93.5 s. The released MULE code
 centres its first window at 2 s (never seeing the first 0.5 s) and breaks on audio
 under about 3 s; this scheme does neither.
+
+The ``"mule"`` timeline (:func:`mule_window_starts`, for imported MULE weights) places
+windows as the released code's ``SliceExtractor`` does instead; with its frontend a
+track has ``F = 1 + T // hop_length`` frames (301 for 3 s)::
+
+    frame   0    H-W/2   H   H+W/2   2H ...                        F-W/2      F
+                 [--- w0 ---]                                 [--- last ---]
+                        [--- w1 ---] ...                  centre clamped to F - W/2
+
+- centres at ``H, 2H, 3H, ...`` (every multiple of ``H`` strictly between 0 and ``F``),
+  each clamped to ``[W/2, F - W/2]``; a window covers ``[centre - W/2, centre + W/2)``.
+  With a hop under ``W/2`` the first centres clamp to ``W/2``: the same window repeats,
+  as in MULE (and weighs that much more in the track mean).
+- ``F >= W`` with no multiple of ``H`` below ``F``: one window ending at frame ``F``.
+- ``F < W`` (under 3 s): MULE crashes or pads by reflection depending on the version;
+  lit_mrl cuts one window at frame 0 right-padded with silence, as above.
+
+With the defaults: 3 s (301 frames) -> one window, frames 1..300, at 1.51 s; 6 s -> three
+at 2, 4, 4.51 s (MULE's README: shape (1728, 3)); 10 s (1001 frames) -> five at 2, 4, 6,
+8, 8.51 s; 95 s -> 47 at 2, 4, ..., 92, 93.51 s.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -55,6 +76,58 @@ def window_starts(num_frames: int, window_frames: int, hop_frames: int) -> np.nd
     return starts
 
 
+def mule_window_starts(num_frames: int, window_frames: int, hop_frames: int) -> np.ndarray:
+    """First frame of every window as MULE's ``SliceExtractor`` places them (module docstring).
+
+    Returns:
+        ``(N,)`` int64 start frames, ``N >= 1``, non-decreasing (equal when clamped).
+    """
+    if num_frames < window_frames:
+        return np.zeros(1, dtype=np.int64)
+    before = window_frames // 2  # SliceExtractor's look_backward (150)
+    after = window_frames - before  # its look_forward (150)
+    centres = np.arange(hop_frames, num_frames, hop_frames, dtype=np.int64)
+    if len(centres) == 0:
+        centres = np.array([num_frames - after], dtype=np.int64)
+    return np.clip(centres, before, num_frames - after) - before
+
+
+Timeline = Literal["lit_mrl", "mule"]
+PLACEMENTS = {"lit_mrl": window_starts, "mule": mule_window_starts}
+
+
+def timeline_starts(
+    timeline: Timeline, num_frames: int, window_frames: int, hop_frames: int
+) -> np.ndarray:
+    """``(N,)`` start frames of a whole track's windows under ``timeline``."""
+    return PLACEMENTS[timeline](num_frames, window_frames, hop_frames)
+
+
+def settled_starts(
+    timeline: Timeline, index: int, known_frames: int, window_frames: int, hop_frames: int
+) -> list[int]:
+    """Starts of windows ``index, index + 1, ...`` that the track's length cannot change.
+
+    For a track still arriving, of which ``known_frames`` frames are known (and the
+    track has more): these windows lie within the known frames, and every complete
+    track's :func:`timeline_starts` begins with them.
+    """
+    starts = []
+    if timeline == "lit_mrl":  # a window ending at or after the known frames may be the last
+        start = index * hop_frames
+        while start + window_frames < known_frames:
+            starts.append(start)
+            start += hop_frames
+        return starts
+    before = window_frames // 2
+    while True:  # centres (k + 1) H; unclamped at the end while the window fits the frames
+        start = max((index + 1) * hop_frames, before) - before
+        if start + window_frames > known_frames:
+            return starts
+        starts.append(start)
+        index += 1
+
+
 def window_centres(
     starts: np.ndarray, num_frames: int, window_frames: int, frame_rate: float
 ) -> np.ndarray:
@@ -63,13 +136,17 @@ def window_centres(
     return (starts + ends) / 2.0 / frame_rate
 
 
-def cut_windows(spec: Tensor, starts: Tensor | np.ndarray, window_frames: int) -> Tensor:
+def cut_windows(
+    spec: Tensor, starts: Tensor | np.ndarray, window_frames: int, std_correction: int = 1
+) -> Tensor:
     """Cut standardised windows out of a track's log-mel spectrogram.
 
     Args:
         spec: ``(n_mels, F)`` unstandardised log-mel of one track.
         starts: ``(N,)`` first frame of each window.
         window_frames: window length in frames.
+        std_correction: Bessel's correction of each window's std, the frontend's
+            (:attr:`~lit_mrl.models.AudioEncoder.std_correction`): 1 or 0 (MULE).
 
     Returns:
         ``(N, n_mels, window_frames)``, each window standardised on its own; frames
@@ -79,4 +156,5 @@ def cut_windows(spec: Tensor, starts: Tensor | np.ndarray, window_frames: int) -
         spec = nn.functional.pad(spec, (0, window_frames - spec.shape[-1]))
     starts = torch.as_tensor(starts, device=spec.device)
     frames = starts[:, None] + torch.arange(window_frames, device=spec.device)  # (N, W)
-    return standardize(spec[:, frames].transpose(0, 1))  # (n_mels, N, W) -> (N, n_mels, W)
+    windows = spec[:, frames].transpose(0, 1)  # (n_mels, N, W) -> (N, n_mels, W)
+    return standardize(windows, correction=std_correction)

@@ -1,6 +1,7 @@
 """PretrainModule: the plumbing every pre-training method shares."""
 
 import math
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -31,6 +32,11 @@ class PretrainModule(L.LightningModule):
             ``sample_rate``.
         compile: ``torch.compile`` the encoder (same results, faster on GPU).
         channels_last: run the encoder in channels-last memory format.
+        init_weights: a lit_mrl checkpoint (e.g. ``mule.ckpt`` from ``import_mule``) whose
+            ``audio_encoder`` weights this module starts from, to fine-tune or continue
+            pre-training; heads start fresh. Loaded when training starts (weights only,
+            shapes checked), not when a checkpoint of this module is loaded, and skipped
+            when resuming (``ckpt_path``): the resumed state wins.
     """
 
     def __init__(
@@ -42,6 +48,7 @@ class PretrainModule(L.LightningModule):
         frontend: LogMelSpectrogram | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         frontend = frontend if frontend is not None else LogMelSpectrogram(sample_rate)
@@ -53,6 +60,8 @@ class PretrainModule(L.LightningModule):
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.sample_rate = sample_rate
+        self.init_weights = init_weights
+        self._init_weights_pending = init_weights is not None
         self._resumed_rng: Tensor | None = None
 
     def embed(self, audio: Tensor) -> Tensor:
@@ -74,6 +83,11 @@ class PretrainModule(L.LightningModule):
                 f"{self.sample_rate} Hz (model.init_args.sample_rate); reshard the data "
                 "or change the model's sample rate"
             )
+        if self._init_weights_pending:  # once: a later fit/test keeps the trained weights
+            self._init_weights_pending = False
+            if self.trainer.ckpt_path is None:
+                load_encoder_weights(self.audio_encoder, self.init_weights)
+                rank_zero_info(f"audio_encoder weights from {self.init_weights}")
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
@@ -143,3 +157,47 @@ class PretrainModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def load_encoder_weights(audio_encoder: nn.Module, path: str | Path) -> None:
+    """Copy the ``audio_encoder`` weights of a lit_mrl checkpoint into ``audio_encoder``.
+
+    Reads tensors only (``weights_only=True``) and builds nothing, so no class named in
+    the checkpoint is imported. Every tensor must be there with the model's shape.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a checkpoint, or tensors missing, unexpected or of another shape
+            (named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_weights: checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated file, a pickle with code, not a checkpoint
+        raise ValueError(f"init_weights: {path} is not a readable checkpoint: {err}") from err
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"init_weights: {path} is not a Lightning checkpoint (no state_dict)")
+    prefix = "audio_encoder."
+    theirs = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    ours = audio_encoder.state_dict()
+    for what, names in (
+        ("misses", set(ours) - set(theirs)),
+        ("has unknown", set(theirs) - set(ours)),
+    ):
+        if names:
+            shown = ", ".join(prefix + n for n in sorted(names)[:5])
+            more = f", ... ({len(names)} in all)" if len(names) > 5 else ""
+            raise ValueError(
+                f"init_weights: {path} {what} audio_encoder tensors: {shown}{more} "
+                "(another encoder or frontend?)"
+            )
+    for name, value in theirs.items():
+        if value.shape != ours[name].shape:
+            raise ValueError(
+                f"init_weights: {path}: {prefix}{name} has shape {tuple(value.shape)}, "
+                f"the model's {tuple(ours[name].shape)}"
+            )
+    audio_encoder.load_state_dict(theirs)

@@ -34,6 +34,7 @@ class ContrastiveModule(PretrainModule):
         frontend: see :class:`PretrainModule`.
         compile: see :class:`PretrainModule`.
         channels_last: see :class:`PretrainModule`.
+        init_weights: see :class:`PretrainModule`.
     """
 
     def __init__(
@@ -50,10 +51,12 @@ class ContrastiveModule(PretrainModule):
         frontend: LogMelSpectrogram | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__(
-            encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last
-        )
+            encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last,
+            init_weights,
+        )  # fmt: skip
         self.save_hyperparameters()
         self.head = ProjectionHead(
             self.audio_encoder.embed_dim, projection_dim, projector_dims, projector_input_norm

@@ -29,6 +29,7 @@ class SupervisedTaggingModule(PretrainModule):
         frontend: see :class:`PretrainModule`.
         compile: see :class:`PretrainModule`.
         channels_last: see :class:`PretrainModule`.
+        init_weights: see :class:`PretrainModule`.
     """
 
     def __init__(
@@ -43,10 +44,12 @@ class SupervisedTaggingModule(PretrainModule):
         frontend: LogMelSpectrogram | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__(
-            encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last
-        )
+            encoder, optimizer, scheduler, sample_rate, frontend, compile, channels_last,
+            init_weights,
+        )  # fmt: skip
         if num_tags is None:
             raise ValueError(
                 "num_tags is not set: give model.init_args.num_tags, or run through "

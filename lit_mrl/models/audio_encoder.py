@@ -73,12 +73,26 @@ class AudioEncoder(nn.Module):
         """Shortest usable audio: one log-mel frame, in samples."""
         return int(self.frontend.hop_length)
 
+    @property
+    def std_correction(self) -> int:
+        """Bessel's correction of the per-window std: 1 (lit_mrl) or 0 (MULE)."""
+        return int(self.frontend.std_correction)
+
+    @property
+    def timeline(self) -> str:
+        """Window placement of track timelines: ``"lit_mrl"`` or ``"mule"`` (see ``docs/mule.md``)."""
+        return str(self.frontend.timeline)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Log-mel frames of a track of ``num_samples`` samples."""
+        return int(self.frontend.num_frames(num_samples))
+
     def spectrogram(self, audio: Tensor) -> Tensor:
-        """The encoder's input for clips: ``(B, T)`` -> standardised ``(B, n_mels, T // hop)``."""
+        """The encoder's input for clips: ``(B, T)`` -> standardised ``(B, n_mels, num_frames(T))``."""
         return self.frontend(audio)
 
     def track_logmel(self, audio: Tensor, chunk_frames: int = 6000) -> Tensor:
-        """Unstandardised log-mel of one track ``(T,)`` -> ``(n_mels, T // hop)``, in chunks."""
+        """Unstandardised log-mel of one track ``(T,)`` -> ``(n_mels, num_frames(T))``, in chunks."""
         return self.frontend.track_logmel(audio, chunk_frames)
 
     def encode(self, windows: Tensor) -> Tensor:

@@ -1,13 +1,14 @@
 """Log-mel frontend of the released MULE pipeline, as a device-side ``nn.Module``."""
 
 import math
+from typing import Literal
 
 import torch
 import torchaudio
 from torch import Tensor, nn
 
 
-def standardize(spec: Tensor, min_std: float = 0.01) -> Tensor:
+def standardize(spec: Tensor, min_std: float = 0.01, correction: int = 1) -> Tensor:
     """Standardise each example of a batch of spectrogram windows on its own.
 
     Every window gets one mean and one std over all its bins and frames (MULE's
@@ -16,11 +17,13 @@ def standardize(spec: Tensor, min_std: float = 0.01) -> Tensor:
     Args:
         spec: ``(..., n_mels, frames)`` windows; each leading index is one window.
         min_std: floor of the divisor.
+        correction: Bessel's correction of the std: 1 divides by ``n - 1`` (lit_mrl),
+            0 by ``n`` (MULE's population std).
 
     Returns:
         Tensor of the same shape with zero mean and unit std per window.
     """
-    std, mean = torch.std_mean(spec, dim=(-2, -1), keepdim=True)
+    std, mean = torch.std_mean(spec, dim=(-2, -1), correction=correction, keepdim=True)
     return (spec - mean) / std.clamp_min(min_std)
 
 
@@ -35,7 +38,13 @@ class LogMelSpectrogram(nn.Module):
 
     A clip of ``T`` samples gives ``T // hop_length`` frames: the STFT's extra centre
     frame is dropped so that 3 s at 16 kHz is exactly the 300-frame window the
-    encoder expects.
+    encoder expects. ``final_frame=True`` keeps it (``1 + T // hop_length`` frames,
+    301 for 3 s), as librosa and the released MULE code do.
+
+    The last three arguments choose between lit_mrl's conventions (the defaults) and
+    the released MULE pipeline's (``std_correction=0, final_frame=True,
+    timeline="mule"``, what ``python -m lit_mrl import_mule`` writes); see
+    ``docs/mule.md``.
 
     Args:
         sample_rate: input rate in Hz.
@@ -46,6 +55,13 @@ class LogMelSpectrogram(nn.Module):
         f_min: lowest filter edge in Hz.
         f_max: highest filter edge in Hz.
         standardize: standardise each output window to zero mean, unit std.
+        std_correction: Bessel's correction of the per-window std (see
+            :func:`standardize`): 1 (lit_mrl) or 0 (MULE).
+        final_frame: keep the STFT's final frame (``1 + T // hop_length`` frames).
+        timeline: how a track is cut into windows
+            (:mod:`lit_mrl.embed.windows`): ``"lit_mrl"`` or ``"mule"``. Only the
+            timeline embedder reads it; the frontend carries it so that a checkpoint's
+            frontend arguments record the whole pipeline.
     """
 
     def __init__(
@@ -58,13 +74,23 @@ class LogMelSpectrogram(nn.Module):
         f_min: float = 0.0,
         f_max: float = 8000.0,
         standardize: bool = True,
+        std_correction: int = 1,
+        final_frame: bool = False,
+        timeline: Literal["lit_mrl", "mule"] = "lit_mrl",
     ) -> None:
         super().__init__()
+        if std_correction not in (0, 1):
+            raise ValueError(f"std_correction must be 0 or 1, got {std_correction}")
+        if timeline not in ("lit_mrl", "mule"):
+            raise ValueError(f"timeline must be 'lit_mrl' or 'mule', got {timeline!r}")
         self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.n_mels = n_mels
         self.standardize = standardize
+        self.std_correction = std_correction
+        self.final_frame = final_frame
+        self.timeline = timeline
         self.spectrogram = torchaudio.transforms.Spectrogram(
             n_fft=n_fft,
             win_length=win_length,
@@ -93,7 +119,7 @@ class LogMelSpectrogram(nn.Module):
 
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for a clip of ``num_samples`` samples."""
-        return num_samples // self.hop_length
+        return num_samples // self.hop_length + int(self.final_frame)
 
     def forward(self, audio: Tensor) -> Tensor:
         """Compute the log-mel spectrogram.
@@ -102,11 +128,11 @@ class LogMelSpectrogram(nn.Module):
             audio: ``(B, T)`` or ``(B, 1, T)`` mono waveform in [-1, 1].
 
         Returns:
-            ``(B, n_mels, T // hop_length)`` compressed (and optionally standardised)
+            ``(B, n_mels, num_frames(T))`` compressed (and optionally standardised)
             log-mel spectrogram.
         """
         spec = self.logmel(audio)
-        return standardize(spec) if self.standardize else spec
+        return standardize(spec, correction=self.std_correction) if self.standardize else spec
 
     def logmel(self, audio: Tensor) -> Tensor:
         """The compressed log-mel spectrogram before any standardisation.
@@ -117,7 +143,7 @@ class LogMelSpectrogram(nn.Module):
             audio: ``(B, T)`` or ``(B, 1, T)`` mono waveform in [-1, 1].
 
         Returns:
-            ``(B, n_mels, T // hop_length)``.
+            ``(B, n_mels, num_frames(T))``.
         """
         if audio.dim() == 3:
             audio = audio.squeeze(1)  # (B, 1, T) -> (B, T)
@@ -143,10 +169,10 @@ class LogMelSpectrogram(nn.Module):
             chunk_frames: frames computed per STFT call (6000 = 60 s at 16 kHz).
 
         Returns:
-            ``(n_mels, T // hop_length)``.
+            ``(n_mels, num_frames(T))``.
         """
         hop, half_fft = self.hop_length, self.n_fft // 2
-        num_frames = audio.shape[-1] // hop
+        num_frames = self.num_frames(audio.shape[-1])
         if audio.shape[-1] <= half_fft:
             # reflect padding needs more than n_fft / 2 samples: pad very short clips with zeros
             audio = nn.functional.pad(audio, (0, half_fft + 1 - audio.shape[-1]))
