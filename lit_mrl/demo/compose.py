@@ -69,8 +69,14 @@ def _families(rng: np.random.Generator, most: int) -> list[str]:
 def compose_pretrain(
     rng: np.random.Generator, palette: Palette, target: str | None, duration: float
 ) -> Composed:
-    """Multi-instrument piece; labels are instrument families only (+ bass, drums)."""
-    families = _families(rng, 3)
+    """One melodic family (melody and chords), often bass and drums; labels: those only.
+
+    One melodic family, not up to three: with three, the labels were beyond what CPU
+    minutes can learn (a linear probe on log-mel band statistics reached 0.72 macro
+    ROC-AUC on the validation split, the tiny SF-NFNet-F0 0.62 after 60 epochs); with one,
+    the same probe reaches 0.89 and the encoder can learn its tags within the demo.
+    """
+    families = _families(rng, 1)
     bass, drums = bool(rng.random() < 0.7), bool(rng.random() < 0.5)
     mode = str(dm.pick(rng, dm.MODES))
     bpm = float(rng.uniform(70, 160))

@@ -75,8 +75,9 @@ _FAMILY_TAGS = (*MELODIC, "bass", "drums")
 TASKS: dict[str, TaskSpec] = {
     "pretrain": TaskSpec(
         "multilabel", tuple(sorted(_FAMILY_TAGS)), False, 600, (8.0, 12.0), compose_pretrain,
-        "Pre-training pieces (random key, tempo 70-160 BPM, progression, melody, bass, drums); "
-        "labels: instrument families present only, never key, pitch or tempo.",
+        "Pre-training pieces (random key, tempo 70-160 BPM, progression; one melodic family, "
+        "often bass and drums); labels: instrument families present only, never key, pitch "
+        "or tempo.",
         splits=("train",) * 9 + ("valid",),
     ),
     "pitch": TaskSpec(

@@ -42,6 +42,16 @@ def build_data(out: Path, scale: float, workers: int) -> Path:
     return data / "shards"
 
 
+def online_probe_args(shards: Path, every_n_epochs: int) -> list[str]:
+    """CLI arguments adding the online probe of every downstream task (train -> valid)."""
+    tasks = "{" + ", ".join(f"{task}: {shards / task}" for task in DOWNSTREAM) + "}"
+    return [
+        "--trainer.callbacks+=lit_mrl.callbacks.OnlineProbe",
+        f"--trainer.callbacks.tasks={tasks}",
+        f"--trainer.callbacks.every_n_epochs={every_n_epochs}",
+    ]
+
+
 def pretrain(out: Path, shards: Path, method: str, extra: list[str]) -> Path:
     """Fit one method on the pre-training corpus; returns a copy of its last checkpoint."""
     from lit_mrl.cli.lightning import make_cli
@@ -57,10 +67,8 @@ def pretrain(out: Path, shards: Path, method: str, extra: list[str]) -> Path:
         "-c", str(CONFIGS / "demo" / f"{method}.yaml"),
         f"--data.root={shards / 'pretrain'}",
         f"--trainer.default_root_dir={out / 'runs'}",
-        f"--trainer.logger.0.init_args.save_dir={out / 'runs'}",
-        f"--trainer.logger.0.init_args.name=demo-{method}",
-        f"--trainer.logger.1.init_args.save_dir={out / 'runs'}",
-        f"--trainer.logger.1.init_args.name=demo-{method}",
+        f"--trainer.logger={demo_loggers(method)}",
+        *online_probe_args(shards, every_n_epochs=5),
         *extra,
     ]  # fmt: skip
     trainer = make_cli(args).trainer
@@ -72,6 +80,16 @@ def pretrain(out: Path, shards: Path, method: str, extra: list[str]) -> Path:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(trained, last)  # a fixed path marks the step done
     return last
+
+
+def demo_loggers(method: str) -> str:
+    """CSV and W&B loggers of one pre-training, named after it, under the run folder."""
+    return (
+        "[{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {save_dir: "
+        f"'{{default_root_dir}}', name: demo-{method}}}}}, {{class_path: "
+        "lightning.pytorch.loggers.WandbLogger, init_args: {save_dir: '{default_root_dir}', "
+        f"project: lit_mrl, name: demo-{method}}}}}]"
+    )
 
 
 def embed_all(out: Path, shards: Path, models: dict[str, dict]) -> None:
