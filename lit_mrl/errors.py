@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -71,9 +72,17 @@ def is_out_of_space(error: BaseException) -> bool:
     return False
 
 
+# jsonargparse wraps an error raised while building a class of an Optional[...] argument:
+# "Does not validate against any of the Union subtypes ... Errors: - <ours> - Expected ..."
+_UNION_ERROR = re.compile(r"Union subtypes.*?Errors:\s*-\s*(.*?)\s+-\s+Expected a ", re.S)
+
+
 def one_line(error: BaseException) -> str:
     """The error's message on one line (a multi-line message is joined)."""
     text = " ".join(str(error).split()) or type(error).__name__
+    wrapped = _UNION_ERROR.search(text)
+    if wrapped:  # the message of the class that failed, not the parser's dump of its config
+        text = wrapped.group(1)
     if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
         text = f"{text}: {error.filename}"
     return text

@@ -25,7 +25,7 @@ import lit_mrl.data.embedding_datamodule
 import lit_mrl.methods
 import lit_mrl.probe.module  # noqa: F401
 from lit_mrl.checkpoints import import_class
-from lit_mrl.errors import run_command
+from lit_mrl.errors import UsageError, run_command
 from lit_mrl.loggers import default_to_offline
 
 COMMANDS = ("fit", "validate", "test", "predict")
@@ -60,6 +60,8 @@ class LitMRLCLI(LightningCLI):
         _loggers_under_root(config.trainer)
         model, data = config.model, config.data
         root = data.init_args.get("root") if data and data.get("init_args") else None
+        if root is None and data and _accepts(data.class_path, "root"):
+            raise UsageError("data.root is not set: give --data.root DIR (a folder with info.json)")
         if root is None or not _accepts(model.class_path, "num_tags"):
             return
         from lit_mrl.data.info import read_info
@@ -126,7 +128,11 @@ def make_cli(args: list[str] | None = None, run: bool = True) -> LitMRLCLI:
         subclass_mode_data=True,
         save_config_callback=RunConfigCallback,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={**no_abbreviations, **{c: dict(no_abbreviations) for c in COMMANDS}},
+        parser_kwargs={
+            "prog": "python -m lit_mrl",
+            **no_abbreviations,
+            **{c: dict(no_abbreviations) for c in COMMANDS},
+        },
         args=args,
         run=run,
     )

@@ -19,6 +19,7 @@ from lit_mrl.data.info import read_info, shard_paths
 from lit_mrl.data.labels import Task
 from lit_mrl.data.seeds import ResampledShards, SeededShuffle, StreamSeed
 from lit_mrl.data.stream import CropSample, ShardSamples
+from lit_mrl.errors import UsageError
 
 
 def clips_in_batch(batch: dict[str, Any]) -> int:
@@ -83,7 +84,7 @@ class ShardDataModule(L.LightningDataModule):
     according to the dataset's task) and ``key`` (list of sample keys).
 
     Args:
-        root: folder holding the shards and ``info.json``.
+        root: folder holding the shards and ``info.json`` (required; ``--data.root``).
         batch_size: clips (or clip pairs) per batch and per device.
         num_workers: loader processes per device.
         clip_seconds: crop length in seconds.
@@ -101,7 +102,7 @@ class ShardDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        root: str,
+        root: str | None = None,
         batch_size: int = 32,
         num_workers: int = 2,
         clip_seconds: float = 3.0,
@@ -116,6 +117,10 @@ class ShardDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if root is None:
+            raise UsageError(
+                "data.root is not set: give --data.root SHARDS (a folder with info.json)"
+            )
         self.info = read_info(root)
         self.seed = seed
         self.root = root
