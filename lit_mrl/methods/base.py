@@ -62,7 +62,7 @@ class PretrainModule(L.LightningModule):
         self.sample_rate = sample_rate
         self.init_weights = init_weights
         self._init_weights_pending = init_weights is not None
-        self._resumed_rng: Tensor | None = None
+        self._resumed_rng: dict | None = None
 
     def embed(self, audio: Tensor) -> Tensor:
         """Embed clips: ``(B, T)`` waveform at ``sample_rate`` -> ``(B, embed_dim)``.
@@ -114,16 +114,24 @@ class PretrainModule(L.LightningModule):
         if self._resumed_rng is not None:
             # Set here, not on load: the sanity check and loader start-up between loading
             # and this point draw from the global RNG, which the uninterrupted run did not.
-            torch.set_rng_state(self._resumed_rng)
+            torch.set_rng_state(self._resumed_rng["cpu"])
+            if self._resumed_rng.get("cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(self._resumed_rng["cuda"])
             self._resumed_rng = None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The global RNG drives stochastic depth and augmentations: a run resumed from
         # this checkpoint continues with the same random draws.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._resumed_rng = checkpoint.get("torch_rng_state")
+        if "torch_rng_state" in checkpoint:
+            self._resumed_rng = {
+                "cpu": checkpoint["torch_rng_state"],
+                "cuda": checkpoint.get("cuda_rng_states"),
+            }
 
     def on_train_start(self) -> None:
         run_steps = self.trainer.estimated_stepping_batches
