@@ -140,16 +140,19 @@ def embed(
     folder.mkdir(parents=True, exist_ok=True)
     rank, world = fabric.global_rank, fabric.world_size
     with lock_dir(folder, f"embed.r{rank:03d}", "another `python -m lit_mrl embed`"):
-        if rank == 0:  # checks the folder, starts over if asked, records the fingerprint
-            index["splits"] = prepare_output(folder, index, overwrite)
-            write_index(folder, index)
-        fabric.barrier()
-        if rank != 0:
-            prepare_output(folder, index, overwrite=False)  # the same checks, read only
+        if overwrite:  # rank 0 clears the folder while the others wait
+            if rank == 0:
+                index["splits"] = prepare_output(folder, index, overwrite=True)
+            fabric.barrier()
+        else:  # every rank checks (the same answer everywhere: no rank waits on a failed one)
+            index["splits"] = prepare_output(folder, index, overwrite=False)
+        if rank == 0:
+            write_index(folder, index)  # the fingerprint, before any part is written
         share = Share(rank, world, num_workers, part_size)
         failed = run_splits(embedder, source, wanted, folder, share)
         fabric.barrier()  # every rank's parts are written
-        failed = int(fabric.all_reduce(torch.tensor(failed), reduce_op="sum"))
+        total = fabric.all_reduce(torch.tensor(failed, device=fabric.device), reduce_op="sum")
+        failed = int(total)
         if rank == 0:
             finish_index(folder, index, wanted, world)
     if rank == 0:
