@@ -58,10 +58,14 @@ eval: $(STAMP)  ## embed + probe + report CKPT on every task under SHARDS, besid
 	$(PY) -m lit_mrl report $(EVAL_OUT)/results --paper true --out $(EVAL_OUT)/report.md \
 	  --csv $(EVAL_OUT)/report.csv --png $(EVAL_OUT)/report.png
 
-bench: $(STAMP)  ## run the CPU benchmarks under bench/ (figures: bench/README.md)
+bench: $(STAMP)  ## run the CPU benchmarks under bench/, short settings (figures: bench/README.md)
 	$(PY) -m bench.encoder_throughput --variant tiny --batch-size 64 --steps 10 --warmup 2
+	$(PY) -m bench.pretrain_throughput --variant tiny --batch-size 48 --steps 4
 	$(PY) -m bench.embed_speed --tracks 16 --seconds 30 --encoder sfnfnet-tiny
-	$(PY) -m bench.probe_search
+	$(PY) -m bench.probe_search --dropout 0 --baselines loop
+	$(PY) -m bench.loader_speed --long-tracks 8 --short-tracks 200 --batches 20 --max-seconds 10
+	$(PY) -m bench.embed_memory --minutes 5
+	$(PY) -m bench.gpu_readiness --smoke
 
 clean:  ## remove run outputs and caches
 	rm -rf lightning_logs wandb runs .pytest_cache .ruff_cache $(DEMO_DIR) $(EVAL_OUT)

@@ -1,14 +1,17 @@
 """Batched timeline extraction vs the released code's per-file, per-window loop.
 
-Both embed the same synthetic tracks with the same encoder and the same windows (3 s
-every 2 s, see :mod:`lit_mrl.timeline`); the outputs are checked to agree, then
-tracks/s and the speed-up are printed::
+Both embed the same synthetic tracks (:mod:`bench.synthetic`) with the same
+:class:`~lit_mrl.models.AudioEncoder` and the same windows (3 s every 2 s, see
+:mod:`lit_mrl.embed.windows`); the outputs are checked to agree, then tracks/s and the
+speed-up are printed::
 
     python -m bench.embed_speed --tracks 16 --seconds 30 --encoder sfnfnet-tiny --threads 1
     python -m bench.embed_speed --tracks 2 --seconds 30 --encoder sfnfnet --threads 1
 
 The loop is MULE's inference: for each file, the whole log-mel, then for each window
-one standardised slice through the encoder with batch size 1.
+one standardised slice through the encoder with batch size 1. The batched way is
+:class:`lit_mrl.embed.extractor.TimelineEmbedder`, what ``python -m lit_mrl embed`` runs
+(here on tracks in memory: no decoding, no loader).
 """
 
 from __future__ import annotations
@@ -20,13 +23,12 @@ import time
 import numpy as np
 import torch
 
-from lit_mrl.methods.base import PretrainModule
-from lit_mrl.models import SmallCNN
-from lit_mrl.models.frontend import standardize
+from bench.synthetic import synthetic_tracks
+from lit_mrl.embed.extractor import TimelineEmbedder
+from lit_mrl.embed.windows import window_starts
+from lit_mrl.models import AudioEncoder, SmallCNN, standardize
 from lit_mrl.models.sfnfnet import SFNFNetF0
-from lit_mrl.timeline import TimelineEmbedder, window_starts
 
-SAMPLE_RATE = 16000
 ENCODERS = {
     "smallcnn": lambda: SmallCNN([16, 32, 64]),
     "sfnfnet-tiny": SFNFNetF0.tiny,
@@ -34,30 +36,17 @@ ENCODERS = {
 }
 
 
-def synthetic_tracks(count: int, seconds: float, seed: int = 0) -> list[np.ndarray]:
-    """``count`` tracks of ``seconds``: a few drifting sines plus noise, peak 0.5."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    tracks = []
-    for _ in range(count):
-        clip = 0.05 * rng.standard_normal(len(t))
-        for _ in range(3):
-            freq = rng.uniform(100, 4000) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.05, 1) * t))
-            clip += np.sin(2 * np.pi * np.cumsum(freq) / SAMPLE_RATE)
-        tracks.append((0.5 * clip / np.abs(clip).max()).astype(np.float32))
-    return tracks
-
-
 @torch.inference_mode()
-def per_window_loop(module: PretrainModule, tracks: list[np.ndarray], device) -> list[np.ndarray]:
+def per_window_loop(embedder: TimelineEmbedder, tracks: list[np.ndarray]) -> list[np.ndarray]:
     """Timeline ``(N, D)`` of each track, one encoder call per window."""
+    audio_encoder, width = embedder.audio_encoder, embedder.window_frames
     timelines = []
     for audio in tracks:
-        spec = module.frontend.logmel(torch.from_numpy(audio).to(device)[None])[0]
+        spec = audio_encoder.track_logmel(torch.from_numpy(audio).to(embedder.device))
         rows = []
-        for start in window_starts(spec.shape[1], 300, 200):
-            window = standardize(spec[:, start : start + 300])
-            rows.append(module.encoder(window[None, None])[0].float().cpu())
+        for start in window_starts(spec.shape[1], width, embedder.hop_frames):
+            window = standardize(spec[:, start : start + width])  # (n_mels, W)
+            rows.append(audio_encoder.encode(window[None])[0].float().cpu())
         timelines.append(torch.stack(rows).numpy())
     return timelines
 
@@ -93,19 +82,19 @@ def main(args: list[str] | None = None) -> None:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
-    module = PretrainModule(ENCODERS[opts.encoder]()).eval().to(opts.device)
-    embedder = TimelineEmbedder(module, batch_windows=opts.batch_windows, device=opts.device)
+    audio_encoder = AudioEncoder(ENCODERS[opts.encoder]())
+    embedder = TimelineEmbedder(audio_encoder, batch_windows=opts.batch_windows, device=opts.device)
     tracks = synthetic_tracks(opts.tracks, opts.seconds)
     warm = synthetic_tracks(1, 3.0, seed=1)
-    per_window_loop(module, warm, opts.device), batched(embedder, warm)  # first-call costs
+    per_window_loop(embedder, warm), batched(embedder, warm)  # first-call costs
 
-    loop_out, loop_s = timed(per_window_loop, module, tracks, opts.device)
+    loop_out, loop_s = timed(per_window_loop, embedder, tracks)
     batch_out, batch_s = timed(batched, embedder, tracks)
     scale = max(float(np.abs(np.concatenate(loop_out)).max()), 1.0)
     for got, want in zip(batch_out, loop_out, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * scale)
     windows = sum(len(t) for t in loop_out)
-    params = sum(p.numel() for p in module.encoder.parameters())
+    params = sum(p.numel() for p in audio_encoder.encoder.parameters())
     print(
         f"encoder {opts.encoder} ({params / 1e6:.2f} M params, embed_dim "
         f"{embedder.embed_dim}) on {opts.device}, {torch.get_num_threads()} CPU threads; "

@@ -1,6 +1,9 @@
 """SF-NFNet-F0 encoder throughput in clips/s (3 s, 96 x 300 log-mel windows).
 
-Two measurements per run, after ``--warmup`` untimed iterations each:
+The encoder runs as everything runs it: :meth:`lit_mrl.models.AudioEncoder.encode` on
+standardised log-mel windows (``channels_last`` and ``compile`` are the AudioEncoder's,
+i.e. the methods' ``channels_last``/``compile`` options). Two measurements per run, after
+``--warmup`` untimed iterations each:
 
 * forward: ``eval()`` + ``torch.no_grad()`` (embedding extraction);
 * train step: forward + backward + SGD step (pre-training cost without data loading or
@@ -18,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 
+from lit_mrl.models import AudioEncoder, standardize
 from lit_mrl.models.sfnfnet import SFNFNetF0
 
 
@@ -64,10 +68,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     device = torch.device(args.device)
     torch.manual_seed(0)
     build = SFNFNetF0 if args.variant == "full" else SFNFNetF0.tiny
-    model = build(channels_last=args.channels_last)
+    model = AudioEncoder(build(), channels_last=args.channels_last, compile=args.compile)
     model.to(device)
-    net = torch.compile(model) if args.compile else model
-    spec = torch.randn(args.batch_size, 96, 300, device=device)
+    net = model.encode
+    spec = standardize(torch.randn(args.batch_size, 96, 300, device=device))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
 
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             train_step, args.batch_size, args.steps, args.warmup, device
         )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in model.encoder.parameters())
     print(
         f"{args.variant} SF-NFNet-F0 ({params:,} params) on {name}, {torch.get_num_threads()} threads"
     )

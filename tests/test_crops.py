@@ -42,3 +42,25 @@ def test_paired_crop_centres_within_max_offset(rng):
     assert max(offsets) <= 5000
     assert max(offsets) > 4000  # the whole allowed range is used
     assert min(offsets) < 500
+
+
+def test_seek_reads_from_a_shard_equal_cropping_the_decoded_track(tmp_path):
+    """Reading only a crop's frames (from disk, by seeking) gives the exact samples."""
+    from lit_mrl.data.crops import paired_spans, random_span, read_crops, read_spans
+    from lit_mrl.data.shard_writer import write_dataset
+    from lit_mrl.data.shards import decode_audio, iter_shard
+
+    rng = np.random.default_rng(0)
+    track = (np.round(rng.uniform(-0.4, 0.4, 95 * 16000) * 32767) / 32768).astype(np.float32)
+    write_dataset(tmp_path, "long", {"train": [("t", track, {})]}, 16000)
+    (sample,) = iter_shard(next(tmp_path.glob("*.tar")), audio="ref")
+    whole, _ = decode_audio(next(iter_shard(next(tmp_path.glob("*.tar"))))["flac"])
+    for seed in range(5):
+        spans = list(paired_spans(len(whole), 48000, 80000, np.random.default_rng(seed)))
+        spans.append(random_span(len(whole), 48000, np.random.default_rng(seed)))
+        for span, crop in zip(spans, read_spans(sample["flac"], spans, 48000), strict=True):
+            np.testing.assert_array_equal(crop, whole[span.start : span.stop])
+    (short,) = read_crops(
+        sample["flac"], 20 * 16000 * 10, lambda n, rate: [random_span(n, 20 * 16000 * 10, rng)]
+    )
+    assert short.shape == (20 * 16000 * 10,)  # longer than the track: padded, not dropped

@@ -2,19 +2,21 @@
 
 A crop is decided from the track's length alone, as a :class:`Span` (which samples of the
 track go where in the clip), so a reader can decode just those samples (see
-:func:`read_spans`): a 3 s crop of a 4-minute FLAC costs one seek and 3 s of decoding,
-not the whole track. Nothing is ever dropped: a track shorter than the crop is
+:func:`read_crops`): a 3 s crop of a 4-minute FLAC in a shard costs reading its header,
+one seek and 3 s of decoding, not reading or decoding the whole track. Nothing is ever dropped: a track shorter than the crop is
 zero-padded (at a random position when cropping randomly, so two views of a short track
 still differ). The ``*_crop`` functions apply the same spans to arrays in memory.
 """
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
+
+from lit_mrl.data.shards import FlacRef, open_audio
 
 
 class Span(NamedTuple):
@@ -69,38 +71,32 @@ def cut(audio: np.ndarray, span: Span, num_samples: int, first: int = 0) -> np.n
     return out
 
 
-def track_length(data: bytes) -> tuple[int, int]:
-    """``(frames, sample rate)`` of encoded audio, from its header (nothing is decoded).
-
-    Raises:
-        ValueError: the bytes are not readable audio.
-    """
-    try:
-        with sf.SoundFile(io.BytesIO(data)) as file:
-            return file.frames, file.samplerate
-    except sf.SoundFileError as err:
-        raise ValueError(f"cannot read audio header: {err}") from err
-
-
-def read_spans(data: bytes, spans: list[Span], num_samples: int) -> list[np.ndarray]:
-    """Decode only the samples the spans need (one seek, one read covering them all).
+def read_crops(
+    source: bytes | FlacRef,
+    num_samples: int,
+    choose: Callable[[int, int], list[Span]],
+) -> list[np.ndarray]:
+    """Decode only the samples the crops need: one header read, one seek, one read.
 
     Args:
-        data: encoded audio (a shard's FLAC); channels are averaged.
-        spans: where each clip comes from.
+        source: encoded audio (a shard's FLAC bytes, or where it lies in its shard);
+            channels are averaged.
         num_samples: clip length.
+        choose: maps ``(frames, sample rate)`` of the track (from its header, nothing
+            decoded) to the spans to cut; it may raise ValueError to refuse the track.
 
     Returns:
         One ``(num_samples,)`` float32 clip per span, equal to cutting the fully decoded
         track.
 
     Raises:
-        ValueError: undecodable audio, or NaN/Inf in the samples read.
+        ValueError: undecodable audio, NaN/Inf in the samples read, or ``choose``'s refusal.
     """
-    first = min(span.start for span in spans)
-    last = max(span.stop for span in spans)
     try:
-        with sf.SoundFile(io.BytesIO(data)) as file:
+        with open_audio(source) as raw, sf.SoundFile(raw) as file:
+            spans = choose(file.frames, file.samplerate)
+            first = min(span.start for span in spans)
+            last = max(span.stop for span in spans)
             file.seek(first)
             block = file.read(last - first, dtype="float32", always_2d=True)
     except sf.SoundFileError as err:
@@ -109,6 +105,11 @@ def read_spans(data: bytes, spans: list[Span], num_samples: int) -> list[np.ndar
     if not np.isfinite(mono).all():
         raise ValueError("audio contains NaN or Inf")
     return [cut(mono, span, num_samples, first) for span in spans]
+
+
+def read_spans(source: bytes | FlacRef, spans: list[Span], num_samples: int) -> list[np.ndarray]:
+    """The clips of given spans of encoded audio (see :func:`read_crops`)."""
+    return read_crops(source, num_samples, lambda frames, rate: spans)
 
 
 def random_crop(audio: np.ndarray, num_samples: int, rng: np.random.Generator) -> np.ndarray:

@@ -28,7 +28,7 @@ import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -128,7 +128,64 @@ def _member_key(name: str) -> tuple[str, str] | None:
     return (f"{folder}/{stem}" if folder else stem), extension
 
 
-def _iter_members(path: Path, with_audio: bool) -> Iterator[dict[str, Any]]:
+class FlacRef(NamedTuple):
+    """Where a sample's FLAC lies in its shard: ``size`` bytes from ``offset`` of ``path``."""
+
+    path: str
+    offset: int
+    size: int
+
+
+class MemberFile(io.RawIOBase):
+    """A read-only, seekable file of one tar member's bytes, read from disk on demand.
+
+    soundfile decodes from it like from a file, so a crop of a long track reads only the
+    FLAC frames it needs, never the whole member.
+
+    Args:
+        ref: the member's location.
+    """
+
+    def __init__(self, ref: FlacRef) -> None:
+        super().__init__()
+        self._file = open(ref.path, "rb")  # noqa: SIM115 (closed by close())
+        self._start, self._size, self._pos = ref.offset, ref.size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = min(max(base + offset, 0), self._size)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self._size - self._pos)
+        if count <= 0:
+            return 0
+        self._file.seek(self._start + self._pos)
+        got = self._file.readinto(memoryview(buffer)[:count])
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def open_audio(source: bytes | FlacRef) -> io.RawIOBase | io.BytesIO:
+    """A seekable file of encoded audio: in-memory bytes, or a member read from disk."""
+    return io.BytesIO(source) if isinstance(source, bytes) else MemberFile(source)
+
+
+def _iter_members(path: Path, audio: str) -> Iterator[dict[str, Any]]:
+    size = path.stat().st_size if path.exists() else 0
     try:
         with tarfile.open(path, "r:") as tar:
             seen: set[str] = set()
@@ -151,8 +208,14 @@ def _iter_members(path: Path, with_audio: bool) -> Iterator[dict[str, Any]]:
                 extension = split_name[1]
                 if extension in parts:
                     raise ValueError(f"{path}: sample {key!r} has two .{extension} members")
-                keep = with_audio or extension == "json"
-                parts[extension] = tar.extractfile(member).read() if keep else b""
+                if extension == "json" or audio == "bytes":
+                    parts[extension] = tar.extractfile(member).read()
+                elif audio == "ref":  # located, not read: the reader seeks in it later
+                    if member.offset_data + member.size > size:
+                        raise ValueError(f"{path}: sample {key!r}: truncated .flac member")
+                    parts[extension] = FlacRef(str(path), member.offset_data, member.size)
+                else:
+                    parts[extension] = b""
             if key is not None:
                 yield _make_sample(path, key, parts)
     except tarfile.TarError as err:
@@ -172,16 +235,25 @@ def _make_sample(path: Path, key: str, parts: dict[str, bytes]) -> dict[str, Any
     return {"key": key, "flac": parts["flac"], "json": meta}
 
 
-def iter_shard(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield ``{"key", "flac": bytes, "json": dict}`` for each sample of a shard, in order.
+def iter_shard(
+    path: str | Path, audio: Literal["bytes", "ref"] = "bytes"
+) -> Iterator[dict[str, Any]]:
+    """Yield ``{"key", "flac", "json": dict}`` for each sample of a shard, in order.
+
+    Args:
+        path: the shard.
+        audio: ``"bytes"``: ``flac`` is the member's bytes; ``"ref"``: a :class:`FlacRef`
+            to decode from with :func:`open_audio` (nothing of the audio is read yet, so a
+            long track costs no memory until it is decoded, and then only what is read).
 
     Raises:
         ValueError: naming the shard and key, for a sample without ``.flac`` or
-            ``.json``, invalid JSON, a repeated key, or an unreadable tar.
+            ``.json``, invalid JSON, a repeated key, a truncated member, or an unreadable
+            tar.
     """
-    return _iter_members(Path(path), with_audio=True)
+    return _iter_members(Path(path), audio)
 
 
 def read_shard_meta(path: str | Path) -> list[dict[str, Any]]:
     """The ``{key}.json`` dicts of a shard, without reading its audio."""
-    return [sample["json"] for sample in _iter_members(Path(path), with_audio=False)]
+    return [sample["json"] for sample in _iter_members(Path(path), audio="none")]

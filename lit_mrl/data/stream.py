@@ -4,7 +4,7 @@
 uses (:func:`lit_mrl.data.shards.iter_shard`: only ``.flac`` and ``.json`` members, safe
 keys, valid JSON); a truncated or unreadable shard is skipped with a warning that names it
 and counts the samples lost. :class:`CropSample` decodes only the samples its crops need
-(:func:`lit_mrl.data.crops.read_spans`) and checks every sample's rate against
+(:func:`lit_mrl.data.crops.read_crops`) and checks every sample's rate against
 ``info.json``. A bad sample is skipped with a warning naming it; if nothing usable comes
 out of many samples in a row, the stream stops with an error instead of spinning forever.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lit_mrl.data.crops import center_span, paired_spans, random_span, read_spans, track_length
+from lit_mrl.data.crops import Span, center_span, paired_spans, random_span, read_crops
 from lit_mrl.data.info import Task
 from lit_mrl.data.labels import encode_labels
 from lit_mrl.data.seeds import StreamSeed
@@ -30,6 +30,9 @@ MAX_CONSECUTIVE_FAILURES = 200
 
 class ShardSamples:
     """Shard URLs -> ``{"key", "flac", "json", "url"}`` samples, skipping broken shards.
+
+    ``flac`` is where the audio lies in the shard (:class:`~lit_mrl.data.shards.FlacRef`),
+    not its bytes: a shuffle buffer of samples holds metadata, whatever the track lengths.
 
     Args:
         shard_sizes: samples per shard file name, from ``info.json`` (to count losses).
@@ -43,7 +46,7 @@ class ShardSamples:
             url = entry["url"]
             read = 0
             try:
-                for sample in iter_shard(url):
+                for sample in iter_shard(url, audio="ref"):  # the audio stays on disk
                     read += 1
                     yield {**sample, "url": url}
             except ValueError as err:
@@ -106,7 +109,7 @@ class CropSample:
             self._rng_epoch = self.seed.epoch
         return self._rng
 
-    def spans(self, length: int, key: str) -> list:
+    def spans(self, length: int, key: str) -> list[Span]:
         """Where each view comes from, for a track of ``length`` samples."""
         if not self.train and self.num_views == 1:
             return [center_span(length, self.num_samples)]
@@ -123,13 +126,16 @@ class CropSample:
         Raises:
             ValueError: naming the problem (undecodable, wrong rate, empty, bad labels).
         """
-        length, rate = track_length(sample["flac"])
-        if rate != self.sample_rate:
-            raise ValueError(f"decoded at {rate} Hz but info.json says {self.sample_rate} Hz")
-        if length == 0:
-            raise ValueError("the audio is empty")
         labels = encode_labels({"key": sample["key"], **sample["json"]}, self.task, self.vocabulary)
-        views = read_spans(sample["flac"], self.spans(length, sample["key"]), self.num_samples)
+
+        def choose(length: int, rate: int) -> list[Span]:
+            if rate != self.sample_rate:
+                raise ValueError(f"decoded at {rate} Hz but info.json says {self.sample_rate} Hz")
+            if length == 0:
+                raise ValueError("the audio is empty")
+            return self.spans(length, sample["key"])
+
+        views = read_crops(sample["flac"], self.num_samples, choose)
         return {
             "audio": torch.from_numpy(np.stack(views)),  # (V, num_samples)
             "labels": labels,

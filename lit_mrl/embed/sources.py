@@ -17,7 +17,6 @@ embedded directly and through its shard gives the same embedding.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from lit_mrl.data.audio import iter_audio
 from lit_mrl.data.info import INFO_NAME, read_info
 from lit_mrl.data.info import shard_paths as list_shards
 from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.shards import AUDIO_EXTENSIONS, iter_shard
+from lit_mrl.data.shards import AUDIO_EXTENSIONS, FlacRef, iter_shard, open_audio
 from lit_mrl.errors import UsageError
 
 BLOCK_SAMPLES = 60 * 16000  # a minute at 16 kHz
@@ -68,14 +67,16 @@ def as_blocks(
     yield {**fields, "block": pending, "start": start, "last": True}
 
 
-def flac_blocks(data: bytes, sample_rate: int, block_samples: int) -> Iterator[np.ndarray]:
-    """Decode encoded audio a block at a time, mono float32.
+def flac_blocks(
+    source: bytes | FlacRef, sample_rate: int, block_samples: int
+) -> Iterator[np.ndarray]:
+    """Decode encoded audio (bytes, or a member of a shard) a block at a time, mono float32.
 
     Raises:
         ValueError: undecodable audio, another rate than ``sample_rate``, NaN/Inf.
     """
     try:
-        with sf.SoundFile(io.BytesIO(data)) as file:
+        with open_audio(source) as raw, sf.SoundFile(raw) as file:
             if file.samplerate != sample_rate:
                 raise ValueError(
                     f"decoded at {file.samplerate} Hz, info.json says {sample_rate} Hz"
@@ -131,7 +132,7 @@ class ShardTracks(IterableDataset):
                 continue
             position = 0
             try:
-                for sample in iter_shard(path):
+                for sample in iter_shard(path, audio="ref"):  # decoded from disk in blocks
                     mine = by_shard or position % readers == reader
                     position += 1
                     if mine and sample["key"] not in self.skip:
