@@ -353,3 +353,17 @@ def test_two_processes_embed_exactly_what_one_does(tiny_shards, tiny_checkpoint,
         parts = index["splits"][split]["parts"]
         assert {p.split("-")[1] for p in parts} == {"r000", "r001"}  # both ranks wrote parts
         assert index["splits"][split]["num_samples"] == len(one.keys)
+
+
+def test_the_log_mel_baseline_embeds_through_a_model_file(two_tracks, tmp_path, capsys):
+    out = tmp_path / "base"
+    args = ["--model", ROOT / "configs/baselines/logmel_stats.yaml", "--input", two_tracks]
+    run_embed([*args, "--out", out, "--num_workers", 0])
+    index = read_index(out)
+    assert index["embed_dim"] == 192  # 96 band means + 96 stds
+    assert index["encoder_class"].endswith("LogMelStats")
+    assert load_split(out, "test").embeddings.shape == (2, 192)
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("encoder:\n  class_path: subprocess.Popen\n  init_args: {args: 'true'}\n")
+    text = run_embed([*args[:1], evil, *args[2:], "--out", tmp_path / "x"], capsys, code=2)
+    assert "'subprocess.Popen', which lit_mrl does not build" in text

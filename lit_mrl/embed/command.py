@@ -22,6 +22,7 @@ done. A rerun with any number of processes resumes from the parts of all of them
 
 from __future__ import annotations
 
+import ctypes
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,7 @@ def embed(
         checkpoint, random_init, model, seed, allow_class or []
     )
     source.check_sample_rate(audio_encoder.sample_rate)
+    return_freed_memory()  # before the loader workers fork: they inherit it
     fabric = launch(trainer or Launch())
     embedder = TimelineEmbedder(
         audio_encoder, window_seconds, hop_seconds, batch_windows, fabric.device, bf16,
@@ -159,6 +161,21 @@ def embed(
         report = f"; {failed} tracks failed, listed in {folder / ERRORS_NAME}" if failed else ""
         print(f"wrote {folder / 'index.json'}{report}")
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def return_freed_memory() -> None:
+    """Have glibc hand large freed buffers back to the system at once (Linux only).
+
+    Audio blocks and log-mel chunks are a few MB each; by default glibc keeps such freed
+    buffers in its heap, which looks like memory growing with track length. With an mmap
+    threshold of 128 kB they are mapped and unmapped instead. Elsewhere this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_mmap_threshold = -3  # mallopt's M_MMAP_THRESHOLD
+    libc.mallopt(m_mmap_threshold, 128 * 1024)
 
 
 def launch(options: Launch) -> Any:

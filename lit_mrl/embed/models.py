@@ -84,22 +84,48 @@ def from_training_configs(configs: list[str], seed: int) -> tuple[AudioEncoder, 
     return module.audio_encoder, source
 
 
-def from_model_file(path: str, seed: int) -> tuple[AudioEncoder, dict[str, Any]]:
-    """An :class:`AudioEncoder` described by a YAML file (``encoder``, ``frontend``, ...).
+AUDIO_ENCODER_PATHS = ("lit_mrl.models.AudioEncoder", "lit_mrl.models.audio_encoder.AudioEncoder")
+
+
+def from_model_file(
+    path: str, seed: int, allowed_classes: list[str]
+) -> tuple[AudioEncoder, dict[str, Any]]:
+    """An :class:`AudioEncoder` described by a YAML file, with weights from ``seed``.
 
     For encoders that need no training (``lit_mrl.models.LogMelStats``) or random
-    weights of any encoder::
+    weights of any encoder; the file holds the AudioEncoder's arguments, with or without
+    its ``class_path``::
 
-        encoder:
-          class_path: lit_mrl.models.LogMelStats
+        class_path: lit_mrl.models.AudioEncoder
+        init_args:
+          encoder:
+            class_path: lit_mrl.models.LogMelStats
+
+    Every class it names is checked as a checkpoint's would be (lit_mrl, torch.nn, or
+    ``allowed_classes``) before anything is imported.
+
+    Raises:
+        UsageError: the file is missing, not a mapping, or names another class.
     """
     from jsonargparse import ActionConfigFile, ArgumentParser
 
+    from lit_mrl.checkpoints import check_class_paths
+
     (file,) = _existing([path], "model file")
+    content = yaml.safe_load(file.read_text()) or {}
+    if not isinstance(content, dict):
+        raise UsageError(f"{file}: expected a mapping of AudioEncoder arguments")
+    if "class_path" in content:
+        if content["class_path"] not in AUDIO_ENCODER_PATHS:
+            raise UsageError(
+                f"{file}: class_path is {content['class_path']!r}; a model file describes a "
+                f"{AUDIO_ENCODER_PATHS[0]}"
+            )
+        content = content.get("init_args") or {}
+    check_class_paths(content, file, allowed_classes)
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_class_arguments(AudioEncoder, "model")
-    content = yaml.safe_load(file.read_text()) or {}
     parsed = parser.parse_args(["--config", yaml.safe_dump({"model": content})])
     torch.manual_seed(seed)
     audio_encoder = parser.instantiate_classes(parsed).model
@@ -135,6 +161,6 @@ def load_audio_encoder(
     elif random_init:
         audio_encoder, source = from_training_configs(random_init, seed)
     else:
-        audio_encoder, source = from_model_file(model, seed)
+        audio_encoder, source = from_model_file(model, seed, allowed_classes)
     source["encoder_class"] = audio_encoder.encoder_class
     return audio_encoder.eval(), source
