@@ -134,7 +134,7 @@ def demo(
     scale: PositiveFloat = 1.0,
     workers: PositiveInt = 2,
     seeds: PositiveInt = 3,
-    grid: str = "small",
+    grid: str = "demo",
     fit_args: list[str] | None = None,
 ) -> int:
     """The whole pipeline on an offline toy corpus, on CPU (about 30 minutes on 2 cores).
@@ -144,7 +144,7 @@ def demo(
         scale: multiplies the corpus size.
         workers: rendering processes.
         seeds: seeds of each selected probe (the intervals cover them).
-        grid: probe grid (small, paper, or a YAML file).
+        grid: probe grid (demo: 6 configs; small: 32; paper: 252; or a YAML file).
         fit_args: extra Lightning CLI arguments for both pre-training runs.
 
     Returns:

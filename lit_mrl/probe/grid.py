@@ -76,6 +76,14 @@ GRIDS = {
         lr=(1e-4, 3e-4, 1e-3),
         name="paper",
     ),
+    # The demo's: linear + one hidden layer of 256, 2 + 4 = 6 configs (20 searches in minutes).
+    "demo": Grid(
+        hidden_dims=((), (256,)),
+        dropout=(0.5,),
+        weight_decay=(0.0, 1e-4),
+        lr=(1e-3, 3e-3),
+        name="demo",
+    ),
     # CPU default: linear + one hidden layer of 512, 8 + 24 = 32 configs.
     "small": Grid(
         hidden_dims=((), (512,)),
