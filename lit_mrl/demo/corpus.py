@@ -72,6 +72,8 @@ class TaskSpec:
 
 
 _FAMILY_TAGS = (*MELODIC, "bass", "drums")
+# Downstream sets are twice the first round's size: 120-170 test clips per task, so the
+# 95 % intervals of the report are about +-7 points instead of +-11.
 TASKS: dict[str, TaskSpec] = {
     "pretrain": TaskSpec(
         "multilabel", tuple(sorted(_FAMILY_TAGS)), False, 600, (8.0, 12.0), compose_pretrain,
@@ -81,24 +83,24 @@ TASKS: dict[str, TaskSpec] = {
         splits=("train",) * 9 + ("valid",),
     ),
     "pitch": TaskSpec(
-        "multiclass", tuple(str(p) for p in PITCHES), True, 12, (3.0, 3.0), compose_pitch,
+        "multiclass", tuple(str(p) for p in PITCHES), True, 24, (3.0, 3.0), compose_pitch,
         "Single notes on many instruments (nsynth-like); label: MIDI pitch 48-83.",
     ),
     "instrument": TaskSpec(
-        "multiclass", tuple(sorted(INSTRUMENT_CLASSES)), True, 30, (3.0, 4.0), compose_instrument,
+        "multiclass", tuple(sorted(INSTRUMENT_CLASSES)), True, 60, (3.0, 4.0), compose_instrument,
         "Single-instrument phrases in random keys; label: GM instrument family.",
     ),
     "key": TaskSpec(
         "multiclass", tuple(sorted(dm.key_name(t, m) for t in range(12) for m in dm.MODES)),
-        True, 15, (6.0, 8.0), compose_key,
+        True, 30, (6.0, 8.0), compose_key,
         "Progressions ending in a IV/ii-V-I cadence, random instruments and tempo; label: key.",
     ),
     "tempo": TaskSpec(
-        "multiclass", tuple(f"{lo:03d}-{hi:03d}" for lo, hi in TEMPO_BINS), True, 50, (6.0, 8.0),
+        "multiclass", tuple(f"{lo:03d}-{hi:03d}" for lo, hi in TEMPO_BINS), True, 100, (6.0, 8.0),
         compose_tempo, "Drum + bass grooves, sometimes with chords; label: tempo bin in BPM.",
     ),
     "tags": TaskSpec(
-        "multilabel", tuple(sorted((*_FAMILY_TAGS, "fast", "slow", "major", "minor"))), False, 300,
+        "multilabel", tuple(sorted((*_FAMILY_TAGS, "fast", "slow", "major", "minor"))), False, 600,
         (6.0, 8.0), compose_tags,
         "Fresh pieces like pretrain; tags: families + fast/slow tempo + major/minor mode.",
     ),
