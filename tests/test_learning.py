@@ -72,7 +72,10 @@ def test_supervised_fit_learns_its_tags_and_the_online_probe_sees_it(timbre_shar
     assert roc_auc[-1] >= 0.9, roc_auc
     online = column(rows, "online_probe/timbre/roc_auc")
     assert len(online) == 1 + 12 // 4  # before training, then every 4 epochs
-    assert online[-1] > online[0] + 0.05, online  # the embeddings got better for the task
+    # the embeddings got better for the task at every probe after training started (32
+    # evaluation clips near the ceiling: compare with the random encoder, not step to step)
+    assert min(online[1:]) > online[0], online
+    assert max(online[1:]) >= online[0] + 0.05, online
 
 
 def test_contrastive_fit_lowers_its_validation_loss(timbre_shards, tmp_path):

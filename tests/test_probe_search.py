@@ -87,7 +87,7 @@ def test_grids_have_the_documented_sizes():
     paper = GRIDS["paper"].configs()
     assert len(paper) == 4 * 3 + 5 * 4 * 4 * 3 == 252
     assert len(GRIDS["small"].configs()) == 32
-    assert len(GRIDS["demo"].configs()) == 6
+    assert len(GRIDS["demo"].configs()) == 8
     linear = [c for c in paper if not c.hidden_dims]
     assert {c.dropout for c in linear} == {0.0}
     assert len(set(paper)) == len(paper)

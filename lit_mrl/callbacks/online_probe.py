@@ -167,19 +167,19 @@ class OnlineProbe(L.Callback):
             pl_module.train(was_training)
         return scores
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, when: str) -> None:
         scores = self.probe(pl_module)
         for logger in trainer.loggers:
             logger.log_metrics(scores, step=trainer.global_step)
         rank_zero_info(
-            f"online probe, epoch {trainer.current_epoch}: "
+            f"online probe, {when} (step {trainer.global_step}): "
             + ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in scores.items())
         )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
-            self._log(trainer, pl_module)  # the starting point
+            self._log(trainer, pl_module, "before training")  # the starting point
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self._log(trainer, pl_module)
+            self._log(trainer, pl_module, f"after epoch {trainer.current_epoch + 1}")

@@ -50,7 +50,7 @@ class EmbeddingSet:
     Args:
         keys: ``N`` sample keys.
         embeddings: ``(N, D)`` float32 track embeddings (mean of the timeline).
-        labels: training targets as :func:`lit_mrl.data.datamodule.encode_labels`
+        labels: training targets as :func:`lit_mrl.data.labels.encode_labels`
             makes them: ``(N, K)`` multi-hot or values, ``(N,)`` class indices, or ``(N, 0)``.
         timeline: ``(W, D)`` float32 window embeddings of all tracks, concatenated
             (``None`` unless asked for).

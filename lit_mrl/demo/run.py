@@ -144,7 +144,7 @@ def demo(
         scale: multiplies the corpus size.
         workers: rendering processes.
         seeds: seeds of each selected probe (the intervals cover them).
-        grid: probe grid (demo: 6 configs; small: 32; paper: 252; or a YAML file).
+        grid: probe grid (demo: 8 configs; small: 32; paper: 252; or a YAML file).
         fit_args: extra Lightning CLI arguments for both pre-training runs.
 
     Returns:

@@ -61,7 +61,7 @@ def probe(
     Args:
         embeddings: folder written by `python -m lit_mrl embed` (or data.init_args.root).
         out: results folder (default runs/probe/<task>-<model>).
-        grid: small (32 configs), paper (252), demo (6) or a YAML file with the four axes.
+        grid: small (32 configs), paper (252), demo (8) or a YAML file with the four axes.
         seeds: seeds the selected config is trained with; the first also runs the grid.
         epochs: step budget in passes over the training split (within min/max steps).
         min_steps: smallest step budget.

@@ -76,7 +76,7 @@ GRIDS = {
         lr=(1e-4, 3e-4, 1e-3),
         name="paper",
     ),
-    # The demo's: linear + one hidden layer of 256, 2 + 4 = 6 configs (20 searches in minutes).
+    # The demo's: linear + one hidden layer of 256, 4 + 4 = 8 configs (20 searches in minutes).
     "demo": Grid(
         hidden_dims=((), (256,)),
         dropout=(0.5,),

@@ -42,7 +42,7 @@ def write_results(results: dict[str, Any], out: str | Path) -> Path:
     """Write ``results.json``, ``grid.csv`` (every config) and ``per_class.csv`` into ``out``.
 
     Args:
-        results: the search summary (see :func:`lit_mrl.probe_search.main`), with
+        results: the search summary (see :func:`lit_mrl.probe.search.summarise`), with
             ``configs``, ``selected``, ``class_names`` and ``per_class``.
         out: output folder (created).
 
