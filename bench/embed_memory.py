@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--chunk-seconds", type=float, help="embed --chunk_seconds (audio per STFT call; 60)"
     )
+    parser.add_argument(
+        "--batch-windows", type=int, help="embed --batch_windows (windows per forward; 128)"
+    )
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between polls")
     parser.add_argument(
         "--env",
@@ -65,6 +68,8 @@ def embed_folder(
     ]  # fmt: skip
     if opts.chunk_seconds is not None:
         command += ["--chunk_seconds", str(opts.chunk_seconds)]
+    if opts.batch_windows is not None:
+        command += ["--batch_windows", str(opts.batch_windows)]
     log = out.with_suffix(".log")
     start = time.perf_counter()
     with open(log, "w") as output:

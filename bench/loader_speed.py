@@ -13,9 +13,10 @@ Writes two synthetic shard datasets once per run (16 kHz FLAC, noise + tones; by
 
 Crops/s count every view. Then, in this process alone: reading each sample's bytes out of
 its shard (both datasets), whole-track decodes/s of the same bytes (what a whole-track
-loader is bounded by: at most ``workers x decodes/s`` tracks/s) and seek-reads/s. Peak RSS is summed over the loader
-process and its workers; the shuffle buffer holds encoded tracks, so it grows with
-``--shuffle-buffer`` x track size. Example::
+loader is bounded by: at most ``workers x decodes/s`` tracks/s) and seek-reads/s. Peak
+RSS is summed over the loader process and its workers (the shuffle buffer holds where each
+sample lies in its shard, not its bytes, so it should not grow with track length).
+Example::
 
     python -m bench.loader_speed
     python -m bench.loader_speed --views 1 --long-tracks 8 --short-tracks 100 --batches 10

@@ -227,8 +227,9 @@ def test_regression_targets_are_standardised_and_scored_in_their_units(tmp_path)
         write_arrays(tmp_path / "emb", split, emb, bpm)
     write_index(tmp_path / "emb", {"embed_dim": 8, "task": "regression", "vocabulary": ["bpm"]})
     code, saved = probe_main(
-        ["--embeddings", tmp_path / "emb", "--grid", "small", "--seeds", 1, "--out", tmp_path / "o"]
-    )
+        ["--embeddings", tmp_path / "emb", "--grid", "small", "--seeds", 1, "--min_steps", 500,
+         "--out", tmp_path / "o"]
+    )  # fmt: skip
     assert code == 0
     assert saved["targets_standardized"]
     assert saved["test"]["r2_bpm"] > 0.8

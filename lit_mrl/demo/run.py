@@ -15,8 +15,10 @@ are skipped.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 from jsonargparse.typing import PositiveFloat, PositiveInt
 
@@ -71,7 +73,8 @@ def pretrain(out: Path, shards: Path, method: str, extra: list[str]) -> Path:
         *online_probe_args(shards, every_n_epochs=5),
         *extra,
     ]  # fmt: skip
-    trainer = make_cli(args).trainer
+    with patch.object(sys, "argv", sys.argv[:1]):  # the demo's own options are not fit's
+        trainer = make_cli(args).trainer
     import wandb
 
     wandb.finish()  # Lightning leaves the run open; the next training gets its own

@@ -55,7 +55,7 @@ class Budget:
         num_train: int,
         batch_size: int,
         epochs: int = 100,
-        min_steps: int = 500,
+        min_steps: int = 2000,
         max_steps: int = 20000,
         steps: int | None = None,
         warmup_steps: int | None = None,
