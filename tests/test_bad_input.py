@@ -158,3 +158,20 @@ def test_fit_skips_samples_at_another_rate_than_info_json(tmp_path):
         code = fit(tmp_path / "sh", tmp_path, "--trainer.max_epochs=2", "--data.batch_size=1")
     assert code == 0  # trained on the good shard
     assert any("22050 Hz but info.json says 16000 Hz" in str(w.message) for w in caught)
+
+
+def test_supervised_fit_takes_single_label_data_as_one_tag_per_clip(
+    tiny_multiclass_shards, tmp_path
+):
+    assert fit(tiny_multiclass_shards, tmp_path, "--trainer.max_epochs=1") == 0
+
+
+def test_supervised_fit_refuses_regression_data_naming_info_json(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    clips = [(f"k{i}", 0.3 * rng.standard_normal(SR).astype(np.float32), {"targets": [0.5]})
+             for i in range(4)]  # fmt: skip
+    write_dataset(tmp_path / "reg", "reg", {"train": clips, "valid": clips[:2]}, SR,
+                  task="regression", vocabulary=["valence"])  # fmt: skip
+    assert fit(tmp_path / "reg", tmp_path) == 2
+    line = one_line(capsys)
+    assert f"{tmp_path / 'reg'}/info.json: task is 'regression'" in line

@@ -66,7 +66,13 @@ class LitMRLCLI(LightningCLI):
             return
         from lit_mrl.data.info import read_info
 
-        vocab_size = len(read_info(root).vocabulary)
+        info = read_info(root)
+        if info.task not in ("multilabel", "multiclass"):
+            raise UsageError(
+                f"{root}/info.json: task is {info.task!r}, but {model.class_path} trains on "
+                "labels (multilabel, or multiclass as one tag per clip)"
+            )
+        vocab_size = len(info.vocabulary)
         given = model.init_args.get("num_tags")
         if given is None:
             model.init_args.num_tags = vocab_size

@@ -66,6 +66,8 @@ class SupervisedTaggingModule(PretrainModule):
 
     def _shared_step(self, batch: dict, stage: str) -> Tensor:
         audio, labels = batch["audio"][:, 0], batch["labels"]  # (B, T), (B, K)
+        if labels.dim() == 1 and not labels.is_floating_point():  # single-label data: (B,)
+            labels = F.one_hot(labels, self.num_tags).float()  # one tag per clip
         if labels.shape[-1] != self.num_tags:
             raise ValueError(
                 f"the batch has {labels.shape[-1]} tags but the model was built for "
