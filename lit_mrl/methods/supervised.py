@@ -15,7 +15,8 @@ class SupervisedTaggingModule(PretrainModule):
     """Multi-hot tag prediction with sigmoid BCE through the paper's projector.
 
     Embeddings are taken before the projector (3 x 4096 ReLU, then a bias-free linear
-    layer to the tag vocabulary). Validation and test log macro ROC-AUC and AP.
+    layer to the tag vocabulary). Validation and test log macro ROC-AUC and AP. Shards of
+    a multiclass task train as one tag per clip (class indices become one-hot).
 
     Args:
         encoder: see :class:`PretrainModule`.
