@@ -41,8 +41,8 @@ demo: $(STAMP)  ## the whole pipeline on an offline toy corpus, CPU, ~30 min (DE
 	$(PY) -m lit_mrl demo --out $(DEMO_DIR)
 
 eval: $(STAMP)  ## embed + probe + report CKPT on every task under SHARDS, beside the log-mel baseline
-	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/last.ckpt [SHARDS=shards] [EVAL_OUT=eval_out]"; exit 2; }
-	@name=$$(basename $(CKPT) .ckpt); \
+	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/last.ckpt [NAME=column name] [SHARDS=shards] [EVAL_OUT=eval_out]"; exit 2; }
+	@name="$(NAME)"; [ -n "$$name" ] || name=$$(basename $(CKPT) .ckpt); \
 	for cfg in configs/probe/*.yaml; do \
 	  task=$$(basename $$cfg .yaml); \
 	  [ -f $(SHARDS)/$$task/info.json ] || { echo "skipping $$task: no $(SHARDS)/$$task/info.json"; continue; }; \
