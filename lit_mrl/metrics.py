@@ -16,7 +16,7 @@ the Lightning ``ProbeModule`` and supervised validation report identical numbers
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
@@ -29,6 +29,9 @@ from torchmetrics.utilities import dim_zero_cat
 from lit_mrl.data.keys import KEY_NAMES as KEY_NAMES
 from lit_mrl.data.keys import PITCH_CLASS_NAMES as PITCH_CLASS_NAMES
 from lit_mrl.data.keys import key_index as key_index
+
+if TYPE_CHECKING:
+    from lightning import LightningModule
 
 ProbeTask = Literal["multilabel", "multiclass", "regression"]
 MetricName = Literal["default", "mirex_key"]
@@ -182,3 +185,10 @@ class TaskScore(Metric):
             self.class_names,
         )
         return {name: torch.tensor(value) for name, value in summary.items()}
+
+    def log_epoch(self, module: LightningModule, stage: str) -> None:
+        """Log ``<stage>/<metric>`` for the epoch through ``module`` and reset (no-op if empty)."""
+        if self.update_count == 0:
+            return
+        module.log_dict({f"{stage}/{name}": value for name, value in self.compute().items()})
+        self.reset()

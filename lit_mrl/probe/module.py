@@ -187,17 +187,11 @@ class ProbeModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "test")
 
-    def _log_metrics(self, metrics: TaskScore, stage: str) -> None:
-        if metrics.update_count == 0:
-            return
-        self.log_dict({f"{stage}/{name}": value for name, value in metrics.compute().items()})
-        metrics.reset()
-
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics(self.val_metrics, "val")
+        self.val_metrics.log_epoch(self, "val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_metrics(self.test_metrics, "test")
+        self.test_metrics.log_epoch(self, "test")
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
