@@ -32,25 +32,32 @@ class WarmupCosineLR(LambdaLR):
         super().__init__(optimizer, self.factor)
 
     def factor(self, step: int) -> float:
-        """LR multiplier at ``step``.
+        """LR multiplier at ``step`` (:func:`warmup_cosine_factor` with this schedule's settings)."""
+        return warmup_cosine_factor(step, self.warmup_steps, self.total_steps, self.final_ratio)
 
-        Raises:
-            ValueError: the decay starts while ``total_steps`` is still -1 (nothing filled
-                in the run's length).
-        """
-        if step < self.warmup_steps:
-            return (step + 1) / (self.warmup_steps + 1)
-        if step == self.warmup_steps:
-            return 1.0  # the peak, whatever the horizon (schedulers evaluate step 0 when built)
-        if self.total_steps < 0:
-            raise ValueError(
-                "WarmupCosineLR reached the end of its warm-up with total_steps=-1: give "
-                "total_steps, or train through a lit_mrl module that fills in the run's length"
-            )
-        total = max(self.total_steps, self.warmup_steps + 1)
-        progress = min(1.0, (step - self.warmup_steps) / (total - self.warmup_steps))
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self.final_ratio + (1.0 - self.final_ratio) * cosine
+
+def warmup_cosine_factor(
+    step: int, warmup_steps: int, total_steps: int, final_ratio: float = 0.0
+) -> float:
+    """LR multiplier of :class:`WarmupCosineLR` at ``step``.
+
+    Raises:
+        ValueError: the decay starts while ``total_steps`` is still -1 (nothing filled
+            in the run's length).
+    """
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    if step == warmup_steps:
+        return 1.0  # the peak, whatever the horizon (schedulers evaluate step 0 when built)
+    if total_steps < 0:
+        raise ValueError(
+            "WarmupCosineLR reached the end of its warm-up with total_steps=-1: give "
+            "total_steps, or train through a lit_mrl module that fills in the run's length"
+        )
+    total = max(total_steps, warmup_steps + 1)
+    progress = min(1.0, (step - warmup_steps) / (total - warmup_steps))
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return final_ratio + (1.0 - final_ratio) * cosine
 
 
 def schedule_horizon(scheduler: LRScheduler) -> int | None:

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.optim import SGD
 
 from lit_mrl.data.embedding_datamodule import EmbeddingTensors, ShuffledBatches
 from lit_mrl.losses import probe_loss
 from lit_mrl.metrics import ProbeTask
 from lit_mrl.models.heads import MLPHead
-from lit_mrl.schedules import WarmupCosineLR
+from lit_mrl.schedules import warmup_cosine_factor
 
 ADAM_EPS = 1e-7  # Keras' Adam epsilon, which the paper's probes used (torch's default is 1e-8)
 
@@ -145,15 +144,8 @@ class StackedAdam:
 
 
 def lr_factors(warmup_steps: int, total_steps: int) -> list[float]:
-    """LR multiplier of each step, read off :class:`~lit_mrl.schedules.WarmupCosineLR`."""
-    optimizer = SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedule = WarmupCosineLR(optimizer, warmup_steps=warmup_steps, total_steps=total_steps)
-    factors = []
-    for _ in range(total_steps):
-        factors.append(schedule.get_last_lr()[0])
-        optimizer.step()
-        schedule.step()
-    return factors
+    """LR multiplier of each step, as :class:`~lit_mrl.schedules.WarmupCosineLR` sets it."""
+    return [warmup_cosine_factor(step, warmup_steps, total_steps) for step in range(total_steps)]
 
 
 @dataclass
