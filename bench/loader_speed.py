@@ -40,7 +40,6 @@ from lit_mrl.data.crops import paired_crops, random_crop, random_span, read_crop
 from lit_mrl.data.datamodule import ShardDataModule
 from lit_mrl.data.info import shard_paths
 from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.seeds import StreamSeed
 from lit_mrl.data.shards import decode_audio, iter_shard, open_audio
 from lit_mrl.data.stream import CropSample
 
@@ -99,17 +98,7 @@ class WholeTrackCrop(CropSample):
 class WholeTrackDataModule(ShardDataModule):
     """:class:`ShardDataModule` with the old whole-track stage in its pipelines."""
 
-    def _transform(self, train: bool, seed: StreamSeed | None = None) -> CropSample:
-        return WholeTrackCrop(
-            num_samples=self.clip_samples,
-            num_views=self.num_views,
-            max_offset=self.max_offset,
-            task=self.info.task,
-            vocabulary=self.info.vocabulary,
-            sample_rate=self.info.sample_rate,
-            train=train,
-            seed=seed,
-        )
+    sample_transform = WholeTrackCrop
 
 
 def time_loader(
