@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
-from lit_mrl.data.shards import FlacRef, open_audio
+from lit_mrl.data.shards import FlacRef, decode_error, open_audio
 
 
 class Span(NamedTuple):
@@ -91,6 +91,7 @@ def read_crops(
 
     Raises:
         ValueError: undecodable audio, NaN/Inf in the samples read, or ``choose``'s refusal.
+        ShardChangedError: (a ValueError) the shard changed since ``source`` was located.
     """
     try:
         with open_audio(source) as raw, sf.SoundFile(raw) as file:
@@ -100,7 +101,7 @@ def read_crops(
             file.seek(first)
             block = file.read(last - first, dtype="float32", always_2d=True)
     except sf.SoundFileError as err:
-        raise ValueError(f"cannot decode audio: {err}") from err
+        raise decode_error(err, source) from err
     mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
     if not np.isfinite(mono).all():
         raise ValueError("audio contains NaN or Inf")

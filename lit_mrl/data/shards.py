@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import tarfile
 from collections.abc import Iterator
@@ -129,11 +130,29 @@ def _member_key(name: str) -> tuple[str, str] | None:
 
 
 class FlacRef(NamedTuple):
-    """Where a sample's FLAC lies in its shard: ``size`` bytes from ``offset`` of ``path``."""
+    """Where a sample's FLAC lies in its shard, and what the shard looked like then.
+
+    ``size`` bytes from ``offset`` of ``path`` are member ``{key}.flac``, whose tar header
+    had checksum ``header_chksum``, in a shard of ``shard_size`` bytes last modified at
+    ``shard_mtime_ns``. :class:`MemberFile` checks all of it before reading, so a shard
+    replaced after it was scanned is an error, never another track's audio.
+    """
 
     path: str
     offset: int
     size: int
+    key: str
+    shard_size: int
+    shard_mtime_ns: int
+    header_chksum: int
+
+
+class ShardChangedError(ValueError):
+    """A shard is not the file it was when its samples were located."""
+
+
+# tar: every member's data follows its 512-byte header block
+TAR_BLOCK = 512
 
 
 class MemberFile(io.RawIOBase):
@@ -144,12 +163,32 @@ class MemberFile(io.RawIOBase):
 
     Args:
         ref: the member's location.
+
+    Raises:
+        ShardChangedError: naming the shard and sample, if the shard's size or
+            modification time changed since ``ref`` was made, or the tar header before
+            the data is not that of ``{key}.flac`` with the recorded size (this holds even
+            when a copy kept the old modification time).
     """
 
     def __init__(self, ref: FlacRef) -> None:
         super().__init__()
         self._file = open(ref.path, "rb")  # noqa: SIM115 (closed by close())
         self._start, self._size, self._pos = ref.offset, ref.size, 0
+        self._name = f"{ref.path}:{ref.key}.flac"
+        try:
+            problem = _changed(self._file, ref)
+        except BaseException:
+            self._file.close()
+            raise
+        if problem:
+            self._file.close()
+            raise ShardChangedError(
+                f"{ref.path}: changed on disk since it was read (sample {ref.key!r}): {problem}"
+            )
+
+    def __repr__(self) -> str:
+        return f"<{self._name}>"
 
     def readable(self) -> bool:
         return True
@@ -179,15 +218,57 @@ class MemberFile(io.RawIOBase):
         super().close()
 
 
+def _changed(file: io.BufferedReader, ref: FlacRef) -> str | None:
+    """What differs between the open shard and ``ref``'s record of it (None: nothing)."""
+    stat = os.fstat(file.fileno())
+    if stat.st_size != ref.shard_size:
+        return f"{ref.shard_size} bytes then, {stat.st_size} now"
+    if stat.st_mtime_ns != ref.shard_mtime_ns:
+        return "modified since (another modification time)"
+    if ref.offset < TAR_BLOCK:
+        return f"no tar header before byte {ref.offset}"
+    file.seek(ref.offset - TAR_BLOCK)
+    try:
+        header = tarfile.TarInfo.frombuf(file.read(TAR_BLOCK), tarfile.ENCODING, "surrogateescape")
+    except tarfile.HeaderError:
+        return f"no tar header before byte {ref.offset}"
+    # a name longer than the header's 100 bytes is stored before it (GNU/pax), truncated here
+    expected = f"{ref.key}.flac"
+    if header.name != expected[:100] or header.size != ref.size:
+        return (
+            f"the member at byte {ref.offset} is {header.name!r} ({header.size} bytes), "
+            f"not {expected!r} ({ref.size} bytes)"
+        )
+    if header.chksum != ref.header_chksum:
+        return f"the tar header of {expected!r} differs"
+    return None
+
+
 def open_audio(source: bytes | FlacRef) -> io.RawIOBase | io.BytesIO:
-    """A seekable file of encoded audio: in-memory bytes, or a member read from disk."""
+    """A seekable file of encoded audio: in-memory bytes, or a member read from disk.
+
+    Raises:
+        ShardChangedError: the member's shard changed since it was located.
+    """
     return io.BytesIO(source) if isinstance(source, bytes) else MemberFile(source)
 
 
+def decode_error(err: Exception, source: bytes | FlacRef) -> ValueError:
+    """A one-line ``cannot decode audio`` error for soundfile's ``err`` on ``source``.
+
+    soundfile's message starts with the file object's repr (``Error opening <...>:``),
+    which says nothing to a user: it is dropped, and an empty member says so.
+    """
+    size = len(source) if isinstance(source, bytes) else source.size
+    message = re.sub(r"^Error opening <[^>]*>: ", "", str(err)).strip()
+    return ValueError(f"cannot decode audio: {'0 bytes' if size == 0 else message}")
+
+
 def _iter_members(path: Path, audio: str) -> Iterator[dict[str, Any]]:
-    size = path.stat().st_size if path.exists() else 0
+    file = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    stat = os.fstat(file.fileno())  # of the file the headers come from
     try:
-        with tarfile.open(path, "r:") as tar:
+        with file, tarfile.open(fileobj=file, mode="r:") as tar:
             seen: set[str] = set()
             key, parts = None, {}
             for member in tar:  # reads headers only; unread data is skipped by seeking
@@ -211,9 +292,12 @@ def _iter_members(path: Path, audio: str) -> Iterator[dict[str, Any]]:
                 if extension == "json" or audio == "bytes":
                     parts[extension] = tar.extractfile(member).read()
                 elif audio == "ref":  # located, not read: the reader seeks in it later
-                    if member.offset_data + member.size > size:
+                    if member.offset_data + member.size > stat.st_size:
                         raise ValueError(f"{path}: sample {key!r}: truncated .flac member")
-                    parts[extension] = FlacRef(str(path), member.offset_data, member.size)
+                    parts[extension] = FlacRef(
+                        str(path), member.offset_data, member.size, key, stat.st_size,
+                        stat.st_mtime_ns, member.chksum,
+                    )  # fmt: skip
                 else:
                     parts[extension] = b""
             if key is not None:

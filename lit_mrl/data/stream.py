@@ -7,6 +7,10 @@ and counts the samples lost. :class:`CropSample` decodes only the samples its cr
 (:func:`lit_mrl.data.crops.read_crops`) and checks every sample's rate against
 ``info.json``. A bad sample is skipped with a warning naming it; if nothing usable comes
 out of many samples in a row, the stream stops with an error instead of spinning forever.
+A shard replaced on disk after it was scanned is a broken shard too: the first sample
+read from it after the change is refused (:class:`~lit_mrl.data.shards.MemberFile` checks
+it), a warning names the shard, and the other samples of that scan are skipped; the next
+pass over the shard scans it afresh.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from lit_mrl.data.crops import Span, center_span, paired_spans, random_span, rea
 from lit_mrl.data.info import Task
 from lit_mrl.data.labels import encode_labels
 from lit_mrl.data.seeds import StreamSeed
-from lit_mrl.data.shards import iter_shard
+from lit_mrl.data.shards import ShardChangedError, iter_shard
 
 MAX_CONSECUTIVE_FAILURES = 200
 
@@ -33,6 +37,8 @@ class ShardSamples:
 
     ``flac`` is where the audio lies in the shard (:class:`~lit_mrl.data.shards.FlacRef`),
     not its bytes: a shuffle buffer of samples holds metadata, whatever the track lengths.
+    ``scan`` numbers the passes over shards, so a later stage can tell the samples of a
+    scan that went stale from those of the next one.
 
     Args:
         shard_sizes: samples per shard file name, from ``info.json`` (to count losses).
@@ -40,15 +46,17 @@ class ShardSamples:
 
     def __init__(self, shard_sizes: dict[str, int]) -> None:
         self.shard_sizes = shard_sizes
+        self._scans = 0
 
     def __call__(self, urls: Iterable[dict[str, str]]) -> Iterator[dict[str, Any]]:
         for entry in urls:
             url = entry["url"]
             read = 0
+            self._scans += 1
             try:
                 for sample in iter_shard(url, audio="ref"):  # the audio stays on disk
                     read += 1
-                    yield {**sample, "url": url}
+                    yield {**sample, "url": url, "scan": self._scans}
             except ValueError as err:
                 expected = self.shard_sizes.get(url.rsplit("/", 1)[-1])
                 lost = f"{expected - read} of {expected}" if expected else "the rest"
@@ -144,17 +152,40 @@ class CropSample:
 
     def __call__(self, samples: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         failures = 0
+        stale: set[tuple[str, int]] = set()  # (shard, scan): changed since that scan
         for sample in samples:
-            try:
-                yield self.crop(sample)
+            item, error = self._try_crop(sample, stale)
+            if item is not None:
                 failures = 0
-            except (ValueError, KeyError) as err:
-                failures += 1
-                warnings.warn(
-                    f"skipping sample {sample['key']!r} of {sample['url']}: {err}", stacklevel=1
+                yield item
+                continue
+            failures += 1  # a sample of a stale scan counts too
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                raise RuntimeError(
+                    f"{failures} samples in a row could not be used (last: {sample['key']!r} "
+                    f"of {sample['url']}: {error}): check the shards with python -m "
+                    "data_prep.verify"
                 )
-                if failures >= MAX_CONSECUTIVE_FAILURES:
-                    raise RuntimeError(
-                        f"{failures} samples in a row could not be used (last: {sample['key']!r} "
-                        f"of {sample['url']}: {err}): check the shards with python -m data_prep.verify"
-                    ) from err
+
+    def _try_crop(
+        self, sample: dict[str, Any], stale: set[tuple[str, int]]
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The sample's crop, or None and why (warned about, once per changed shard)."""
+        scan = (sample["url"], sample["scan"])
+        if scan in stale:
+            return None, "its shard changed on disk since it was read"
+        try:
+            return self.crop(sample), ""
+        except ShardChangedError as err:
+            stale.add(scan)
+            warnings.warn(
+                f"skipping a broken shard: {err}; the other samples read from it before the "
+                "change are skipped too (the next pass reads it afresh)",
+                stacklevel=1,
+            )
+            return None, str(err)
+        except (ValueError, KeyError) as err:
+            warnings.warn(
+                f"skipping sample {sample['key']!r} of {sample['url']}: {err}", stacklevel=1
+            )
+            return None, str(err)

@@ -30,7 +30,7 @@ from lit_mrl.data.audio import iter_audio
 from lit_mrl.data.info import INFO_NAME, read_info
 from lit_mrl.data.info import shard_paths as list_shards
 from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.shards import AUDIO_EXTENSIONS, FlacRef, iter_shard, open_audio
+from lit_mrl.data.shards import AUDIO_EXTENSIONS, FlacRef, decode_error, iter_shard, open_audio
 from lit_mrl.errors import UsageError
 
 BLOCK_SAMPLES = 60 * 16000  # a minute at 16 kHz
@@ -73,7 +73,8 @@ def flac_blocks(
     """Decode encoded audio (bytes, or a member of a shard) a block at a time, mono float32.
 
     Raises:
-        ValueError: undecodable audio, another rate than ``sample_rate``, NaN/Inf.
+        ValueError: undecodable audio, another rate than ``sample_rate``, NaN/Inf, or a
+            shard changed on disk since ``source`` was located in it.
     """
     try:
         with open_audio(source) as raw, sf.SoundFile(raw) as file:
@@ -87,7 +88,7 @@ def flac_blocks(
                     raise ValueError("audio contains NaN or Inf")
                 yield np.ascontiguousarray(mono)
     except sf.SoundFileError as err:
-        raise ValueError(f"cannot decode audio: {err}") from err
+        raise decode_error(err, source) from err
 
 
 class ShardTracks(IterableDataset):
