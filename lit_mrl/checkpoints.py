@@ -2,18 +2,16 @@
 
 A checkpoint is untrusted input: people download them. ``torch.load(weights_only=True)``
 stops pickles, but a Lightning CLI checkpoint also names the classes that rebuild its
-module (``hyper_parameters["_class_path"]`` and every nested ``class_path``: encoder,
-frontend, optimizer, ...). Building an arbitrary class runs arbitrary code (a crafted
-checkpoint naming ``subprocess.Popen`` with ``shell: true`` runs a shell command), and so
-can importing an arbitrary module. So every class path in a checkpoint is checked
-*before* anything is imported or built: only classes lit_mrl defines, torch optimizers,
-LR schedulers and ``torch.nn`` modules, and classes the caller allows by name are used.
+module (``hyper_parameters["_class_path"]``, every nested ``class_path``, and bare dotted
+strings in class-typed arguments). Building an arbitrary class runs arbitrary code, and
+so can importing an arbitrary module. So everything a checkpoint asks to build is
+checked by :func:`lit_mrl.trust.check_config` *before* anything is imported or built,
+and its tensors must match the rebuilt module's names and shapes.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,94 +19,72 @@ import torch
 from lightning import LightningModule
 from lightning.pytorch.cli import instantiate_module
 
-# module prefix -> base class the named class must derive from (checked after import)
-TRUSTED_PREFIXES: dict[str, str] = {
-    "lit_mrl.": "object",
-    "torch.optim.lr_scheduler.": "torch.optim.lr_scheduler.LRScheduler",
-    "torch.optim.": "torch.optim.Optimizer",
-    "torch.nn.": "torch.nn.Module",
-}
+from lit_mrl.trust import UntrustedCheckpointError, check_config, import_class
+
+__all__ = [
+    "UntrustedCheckpointError",
+    "check_state_dict",
+    "import_class",
+    "load_pretrained",
+    "read_checkpoint",
+]
 
 
-class UntrustedCheckpointError(ValueError):
-    """A checkpoint names a class that lit_mrl will not import or build."""
-
-
-def import_class(class_path: str) -> type:
-    """The class a dotted ``class_path`` (as configs and checkpoints store it) names."""
-    module_name, _, class_name = class_path.rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)
-
-
-def class_paths(value: Any, where: str = "hyper_parameters") -> Iterator[tuple[str, Any]]:
-    """Every ``(location, class path)`` in a nested dict/list of hyper-parameters."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("class_path", "_class_path"):
-                yield f"{where}.{key}", item
-            else:
-                yield from class_paths(item, f"{where}.{key}")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from class_paths(item, f"{where}[{index}]")
-
-
-def _trusted_base(class_path: str, allowed: Sequence[str]) -> str | None:
-    if class_path in allowed:
-        return "object"
-    for prefix, base in TRUSTED_PREFIXES.items():
-        if class_path.startswith(prefix):
-            return base
-    return None
-
-
-def check_class_paths(
-    hparams: dict[str, Any], source: str | Path, allowed: Sequence[str] = ()
-) -> None:
-    """Refuse hyper-parameters that name a class lit_mrl does not trust.
-
-    A class path is trusted if it is in ``allowed``, or starts with ``lit_mrl.`` and names a
-    class defined in lit_mrl, or names a torch optimizer, LR scheduler or ``torch.nn``
-    module. Only trusted prefixes are ever imported (importing a module runs its code).
-
-    Args:
-        hparams: the checkpoint's ``hyper_parameters``.
-        source: the checkpoint file, for messages.
-        allowed: exact class paths the caller trusts besides these.
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint file's contents, read as tensors and plain values only (no pickled code).
 
     Raises:
-        UntrustedCheckpointError: naming the file, the field and the class.
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: naming the file, if it is not a readable checkpoint, or has no
+            ``state_dict`` of tensors.
     """
-    for where, class_path in class_paths(hparams):
-        if (
-            not isinstance(class_path, str)
-            or not class_path.replace("_", "a").replace(".", "a").isalnum()
-        ):
-            raise UntrustedCheckpointError(
-                f"{source}: {where} is {class_path!r}, not a dotted class path"
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a truncated file, a pickle with code, not a checkpoint
+        reason = " ".join(str(err).split())
+        if "weights_only" in reason or "Unsupported global" in reason:
+            reason = "it holds pickled Python objects, which lit_mrl never unpickles"
+        raise ValueError(f"{path} is not a readable checkpoint: {reason[:300]}") from err
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path}: state_dict.{name} is not a tensor")
+    return ckpt
+
+
+def check_state_dict(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str | Path
+) -> None:
+    """Refuse a state dict whose tensor names, shapes or values do not fit ``expected``.
+
+    Raises:
+        ValueError: naming the file and the first tensors missing, unexpected, of another
+            shape, or holding NaN/Inf.
+    """
+    for what, names in (
+        ("lacks the model's tensors", set(expected) - set(state)),
+        ("has tensors the model does not", set(state) - set(expected)),
+    ):
+        if names:
+            shown = ", ".join(sorted(names)[:3])
+            more = f", ... ({len(names)} in all)" if len(names) > 3 else ""
+            raise ValueError(
+                f"{source}: state_dict {what}: {shown}{more} (another model or encoder?)"
             )
-        base = _trusted_base(class_path, allowed)
-        refusal = (
-            f"{source}: {where} names {class_path!r}, which lit_mrl does not build from a "
-            "checkpoint (only lit_mrl classes, torch optimizers, LR schedulers and torch.nn "
-            "modules); if you trust this file, allow the class by name (allowed_classes / "
-            "--allow_class)"
-        )
-        if base is None:
-            raise UntrustedCheckpointError(refusal)
-        try:
-            cls = import_class(class_path)
-        except (ImportError, AttributeError, ValueError) as err:
-            raise UntrustedCheckpointError(
-                f"{source}: {where} names {class_path!r}, which does not exist ({err})"
-            ) from err
-        if not isinstance(cls, type):
-            raise UntrustedCheckpointError(refusal)
-        defined_in_lit_mrl = cls.__module__.split(".")[0] == "lit_mrl"
-        if base == "object" and class_path not in allowed and not defined_in_lit_mrl:
-            raise UntrustedCheckpointError(refusal)  # e.g. lit_mrl.x.Popen imported there
-        if base != "object" and not issubclass(cls, import_class(base)):
-            raise UntrustedCheckpointError(refusal)
+    for name, value in state.items():
+        if value.shape != expected[name].shape:
+            raise ValueError(
+                f"{source}: state_dict.{name} has shape {tuple(value.shape)}, the model "
+                f"expects {tuple(expected[name].shape)}"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"{source}: state_dict.{name} holds {bad} NaN/Inf values")
 
 
 def load_pretrained(
@@ -119,7 +95,7 @@ def load_pretrained(
     """Rebuild a module trained through ``python -m lit_mrl fit`` and load its weights.
 
     The checkpoint is read with ``weights_only=True`` (no arbitrary unpickling), every
-    class it names is checked (see :func:`check_class_paths`), then the module and its
+    class it names is checked (see :func:`lit_mrl.trust.check_config`), then the module and its
     encoder are rebuilt from the ``class_path``/``init_args`` the CLI stored.
 
     Args:
@@ -137,15 +113,11 @@ def load_pretrained(
             or names a class that is not trusted (:class:`UntrustedCheckpointError`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # a truncated file, a pickle with code, not a checkpoint
-        raise ValueError(f"{path} is not a readable checkpoint: {err}") from err
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise ValueError(f"{path} is not a Lightning checkpoint (no state_dict)")
-    hparams = dict(ckpt.get("hyper_parameters") or {})
+    ckpt = read_checkpoint(path, map_location)
+    hparams = ckpt.get("hyper_parameters") or {}
+    if not isinstance(hparams, dict):
+        raise ValueError(f"{path}: hyper_parameters is not a mapping")
+    hparams = dict(hparams)
     class_path = hparams.pop("_class_path", None)
     hparams.pop("_instantiator", None)
     if class_path is None:
@@ -153,12 +125,25 @@ def load_pretrained(
             f"{path} stores no module class path: train through `python -m lit_mrl fit` "
             "so the checkpoint records how to rebuild its model"
         )
-    check_class_paths({"_class_path": class_path, **hparams}, path, allowed_classes)
-    cls = import_class(class_path)
-    if not issubclass(cls, LightningModule):
-        raise UntrustedCheckpointError(
-            f"{path}: hyper_parameters._class_path names {class_path!r}, not a LightningModule"
-        )
-    module = instantiate_module(cls, hparams)
+    cls = check_config(class_path, hparams, path, allowed_classes, base=LightningModule)
+    module = build_checked(lambda: instantiate_module(cls, hparams), path)
+    check_state_dict(ckpt["state_dict"], module.state_dict(), path)
     module.load_state_dict(ckpt["state_dict"])
     return module.eval()
+
+
+def build_checked(build: Any, source: str | Path) -> Any:
+    """Run ``build()`` (after :func:`~lit_mrl.trust.check_config`); its failures name ``source``.
+
+    A value the classes refuse (``hop_length: 0``), one the parser rejects, or a module
+    too large to allocate becomes one ``ValueError`` line instead of a traceback.
+    """
+    from jsonargparse import ArgumentError
+
+    from lit_mrl.errors import one_line
+
+    try:
+        return build()
+    except (ArgumentError, ValueError, TypeError, RuntimeError, MemoryError) as err:
+        text = one_line(err)  # the class's own message, not the parser's dump around it
+        raise ValueError(f"{source}: cannot build the model it describes: {text[:400]}") from err

@@ -11,6 +11,7 @@ that names the file, field or value, never as a traceback; ``--debug`` (or
        use, configuration that does not fit); nothing more was done
 3      out of disk space; free space and rerun the same command to resume
 130    interrupted (Ctrl-C); rerun the same command to resume
+143    terminated (SIGTERM); rerun the same command to resume
 =====  =====================================================================
 """
 
@@ -28,6 +29,7 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NO_SPACE = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM killed
 
 EXIT_CODES_HELP = """exit status:
   0    everything was done
@@ -35,7 +37,8 @@ EXIT_CODES_HELP = """exit status:
   2    usage or environment error (bad option, bad or missing file, output in
        use, configuration that does not fit); nothing more was done
   3    out of disk space: free space, then rerun the same command to resume
-  130  interrupted: rerun the same command to resume
+  130  interrupted (Ctrl-C): rerun the same command to resume (fit: --ckpt_path last.ckpt)
+  143  terminated (SIGTERM): as 130
 """
 
 DEBUG_ENV = "LIT_MRL_DEBUG"

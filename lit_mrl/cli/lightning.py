@@ -13,7 +13,9 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import sys
 import warnings
+from typing import Any
 
 from lightning import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -24,9 +26,11 @@ import lit_mrl.data.datamodule
 import lit_mrl.data.embedding_datamodule
 import lit_mrl.methods
 import lit_mrl.probe.module  # noqa: F401
-from lit_mrl.checkpoints import import_class
-from lit_mrl.errors import UsageError, run_command
+from lit_mrl.callbacks.interrupt import InterruptCheckpoint
+from lit_mrl.checkpoints import check_state_dict, import_class, read_checkpoint
+from lit_mrl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError, run_command
 from lit_mrl.loggers import default_to_offline
+from lit_mrl.trust import check_config, check_value
 
 COMMANDS = ("fit", "validate", "test", "predict")
 
@@ -82,6 +86,50 @@ class LitMRLCLI(LightningCLI):
                 f"{vocab_size} labels in info.json"
             )
 
+    def _parse_ckpt_path(self) -> None:
+        """Check ``--ckpt_path`` before Lightning reads the classes its hyper-parameters name.
+
+        Lightning rebuilds the model from the checkpoint's ``hyper_parameters`` (and
+        imports what they name) while parsing; lit_mrl's trust check runs first, and a
+        value the parser then rejects is one line naming the file.
+        """
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        self._resume_state: dict[str, Any] | None = None
+        if path is None or path in ("last", "best", "hpc", "registry"):
+            return super()._parse_ckpt_path()
+        ckpt = read_checkpoint(path)
+        hparams = ckpt.get("hyper_parameters") or {}
+        if not isinstance(hparams, dict):
+            raise ValueError(f"{path}: hyper_parameters is not a mapping")
+        hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+        if "_class_path" in hparams:
+            init_args = {k: v for k, v in hparams.items() if k != "_class_path"}
+            check_config(hparams["_class_path"], init_args, path, base=LightningModule)
+        elif hparams:
+            check_value(hparams, Any, path, where="hyper_parameters", what="a checkpoint")
+        self._resume_state = ckpt["state_dict"]
+        exit_on_error = self.parser.exit_on_error
+        self.parser.exit_on_error = False
+        try:
+            super()._parse_ckpt_path()
+        except Exception as err:  # jsonargparse's ArgumentError: a value the module refuses
+            raise ValueError(
+                f"{path}: its hyper_parameters do not fit {hparams.get('_class_path')}: "
+                f"{' '.join(str(err).split())[:400]}"
+            ) from err
+        finally:
+            self.parser.exit_on_error = exit_on_error
+
+    def _check_resume(self) -> None:
+        state = getattr(self, "_resume_state", None)
+        if state is not None:  # names and shapes, before Lightning loads it (strictly)
+            self._resume_state = None
+            path = self.config_init[self.subcommand].get("ckpt_path")
+            check_state_dict(state, self.model.state_dict(), path)
+
+    before_fit = before_validate = before_test = before_predict = _check_resume
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Shards by default; a config may name another data module (e.g. cached embeddings).
         parser.set_defaults({"data": {"class_path": "lit_mrl.data.ShardDataModule"}})
@@ -123,8 +171,14 @@ def quiet() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def make_cli(args: list[str] | None = None, run: bool = True) -> LitMRLCLI:
-    """Build (and by default run) the Lightning CLI on ``args`` (``None``: ``sys.argv``)."""
+def make_cli(
+    args: list[str] | None = None, run: bool = True, interrupt: InterruptCheckpoint | None = None
+) -> LitMRLCLI:
+    """Build (and by default run) the Lightning CLI on ``args`` (``None``: ``sys.argv``).
+
+    ``interrupt`` (an :class:`InterruptCheckpoint`, one is made if not given) is added to
+    every run's callbacks: it writes ``last.ckpt`` on Ctrl-C or SIGTERM.
+    """
     quiet()
     no_abbreviations = {"allow_abbrev": False}
     return LitMRLCLI(
@@ -139,6 +193,7 @@ def make_cli(args: list[str] | None = None, run: bool = True) -> LitMRLCLI:
             **no_abbreviations,
             **{c: dict(no_abbreviations) for c in COMMANDS},
         },
+        trainer_defaults={"callbacks": [interrupt or InterruptCheckpoint()]},
         args=args,
         run=run,
     )
@@ -151,8 +206,31 @@ def run_lightning(args: list[str] | None, shown: list[str]) -> int:
         args: the arguments, or ``None`` to let Lightning read ``sys.argv`` itself.
         shown: the arguments (for the program name in messages).
     """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    def fit_or_other() -> None:
-        make_cli(args)
+    prog = f"python -m lit_mrl {shown[0]}"
+    interrupt = InterruptCheckpoint()
 
-    return run_command(fit_or_other, f"python -m lit_mrl {shown[0]}")
+    def fit_or_other() -> int | None:
+        try:
+            make_cli(args, interrupt=interrupt)
+        except SIGTERMException:  # a SystemExit(None): would exit 0 as if finished
+            pass
+        except SystemExit:
+            if interrupt.signal is None:
+                raise  # Lightning exits 1 after Ctrl-C: that one is ours to report
+        if interrupt.signal is None:
+            return None
+        where = (
+            f"{interrupt.saved} written; resume with --ckpt_path {interrupt.saved}"
+            if interrupt.saved
+            else "no checkpoint written"
+        )
+        print(
+            f"{prog}: {'terminated (SIGTERM)' if interrupt.signal == 'SIGTERM' else 'interrupted'}"
+            f" at step {interrupt.step}; {where}",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if interrupt.signal == "SIGTERM" else EXIT_INTERRUPTED
+
+    return run_command(fit_or_other, prog)

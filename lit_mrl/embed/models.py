@@ -29,6 +29,20 @@ def file_digest(paths: list[Path], extra: str = "") -> str:
     return digest.hexdigest()
 
 
+def read_yaml(path: Path) -> Any:
+    """A YAML file's value, read safely (no ``!!python`` tags).
+
+    Raises:
+        UsageError: naming the file, if it is not valid YAML.
+    """
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UsageError(f"{path}: not valid YAML ({' '.join(str(err).split())[:300]})") from err
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: not a text file ({err})") from err
+
+
 def _existing(paths: list[str], what: str) -> list[Path]:
     files = [Path(p) for p in paths]
     for path in files:
@@ -47,35 +61,58 @@ def from_checkpoint(path: str, allowed_classes: list[str]) -> tuple[AudioEncoder
     return module.audio_encoder, source
 
 
-def from_training_configs(configs: list[str], seed: int) -> tuple[AudioEncoder, dict[str, Any]]:
+def from_training_configs(
+    configs: list[str], seed: int, allowed_classes: list[str] = ()
+) -> tuple[AudioEncoder, dict[str, Any]]:
     """The audio encoder of training configs' ``model``, with fresh random weights.
 
     Only the ``model`` section of each YAML is read (later files override earlier ones,
     as with ``fit -c a.yaml -c b.yaml``); nothing is trained. A ``num_tags`` left unset
-    is set to 2 (the head does not change the embeddings).
+    is set to 2 (the head does not change the embeddings). The classes a file names are
+    checked like a checkpoint's (:mod:`lit_mrl.trust`) before anything is imported.
     """
     from jsonargparse import ActionConfigFile, ArgumentParser
     from lightning import LightningModule
 
     import lit_mrl.methods  # noqa: F401  (short class names resolve)
+    from lit_mrl.checkpoints import build_checked
+    from lit_mrl.trust import check_config, check_value
 
     files = _existing(configs, "config")
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_subclass_arguments(LightningModule, "model", required=True)
-    args = []
+    args, class_path = [], None
     for path in files:
-        content = yaml.safe_load(path.read_text()) or {}
-        if "model" in content:
-            args += ["--config", yaml.safe_dump({"model": content["model"]})]
+        content = read_yaml(path) or {}
+        if not isinstance(content, dict):
+            raise UsageError(f"{path}: expected a mapping (a training config)")
+        if "model" not in content:
+            continue
+        section = content["model"]
+        if isinstance(section, dict) and isinstance(section.get("class_path"), str):
+            class_path = section["class_path"]
+        if class_path is not None and isinstance(section, dict):  # checked before import
+            rest = {k: v for k, v in section.items() if k not in ("class_path", "init_args")}
+            check_config(class_path, section.get("init_args") or {}, path, allowed_classes,
+                         base=LightningModule, where="model.init_args", what="a training config",
+                         class_field="model.class_path")  # fmt: skip
+            check_value(rest, Any, path, allowed_classes, "model", "a training config")
+        else:
+            check_value(section, Any, path, allowed_classes, "model", "a training config")
+        args += ["--config", yaml.safe_dump({"model": section})]
     if not args:
         raise UsageError(f"no 'model' section in {', '.join(map(str, files))}")
-    parsed = parser.parse_args(args)
-    init_args = parsed.model.init_args
-    if "num_tags" in init_args and init_args.num_tags is None:
-        init_args.num_tags = 2
-    torch.manual_seed(seed)
-    module = parser.instantiate_classes(parsed).model
+
+    def build() -> Any:
+        parsed = parser.parse_args(args)
+        init_args = parsed.model.init_args
+        if "num_tags" in init_args and init_args.num_tags is None:
+            init_args.num_tags = 2
+        torch.manual_seed(seed)
+        return parser.instantiate_classes(parsed).model
+
+    module = build_checked(build, ", ".join(map(str, files)))
     source = {
         "random_init": [str(p.resolve()) for p in files],
         "seed": seed,
@@ -109,26 +146,38 @@ def from_model_file(
     """
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    from lit_mrl.checkpoints import check_class_paths
+    from lit_mrl.checkpoints import build_checked
+    from lit_mrl.trust import check_config
 
     (file,) = _existing([path], "model file")
-    content = yaml.safe_load(file.read_text()) or {}
+    content = read_yaml(file) or {}
     if not isinstance(content, dict):
         raise UsageError(f"{file}: expected a mapping of AudioEncoder arguments")
+    where = ""
     if "class_path" in content:
         if content["class_path"] not in AUDIO_ENCODER_PATHS:
             raise UsageError(
                 f"{file}: class_path is {content['class_path']!r}; a model file describes a "
                 f"{AUDIO_ENCODER_PATHS[0]}"
             )
-        content = content.get("init_args") or {}
-    check_class_paths(content, file, allowed_classes)
+        unknown = sorted(set(content) - {"class_path", "init_args"})
+        if unknown:
+            raise UsageError(
+                f"{file}: {unknown[0]} is not a key of a model file (class_path, init_args)"
+            )
+        content, where = content.get("init_args") or {}, "init_args"
+    check_config(AUDIO_ENCODER_PATHS[0], content, file, allowed_classes, where=where,
+                 what="a model file", class_field="class_path")  # fmt: skip
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_class_arguments(AudioEncoder, "model")
-    parsed = parser.parse_args(["--config", yaml.safe_dump({"model": content})])
-    torch.manual_seed(seed)
-    audio_encoder = parser.instantiate_classes(parsed).model
+
+    def build() -> AudioEncoder:
+        parsed = parser.parse_args(["--config", yaml.safe_dump({"model": content})])
+        torch.manual_seed(seed)
+        return parser.instantiate_classes(parsed).model
+
+    audio_encoder = build_checked(build, file)
     source = {
         "model_file": str(file.resolve()),
         "seed": seed,
@@ -159,7 +208,7 @@ def load_audio_encoder(
     if checkpoint:
         audio_encoder, source = from_checkpoint(checkpoint, allowed_classes)
     elif random_init:
-        audio_encoder, source = from_training_configs(random_init, seed)
+        audio_encoder, source = from_training_configs(random_init, seed, allowed_classes)
     else:
         audio_encoder, source = from_model_file(model, seed, allowed_classes)
     source["encoder_class"] = audio_encoder.encoder_class

@@ -14,6 +14,10 @@ from lit_mrl.models.frontend import LogMelSpectrogram
 from lit_mrl.schedules import WarmupCosineLR, schedule_horizon
 
 
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or Inf; the run stops instead of training on it."""
+
+
 class PretrainModule(L.LightningModule):
     """An :class:`~lit_mrl.models.AudioEncoder` + optimizer plumbing; methods add a head and a loss.
 
@@ -90,7 +94,14 @@ class PretrainModule(L.LightningModule):
                 rank_zero_info(f"audio_encoder weights from {self.init_weights}")
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
+        loss = self._shared_step(batch, "train")
+        if not bool(torch.isfinite(loss)):  # one sync per step: cheap beside a training step
+            raise NonFiniteLossError(
+                f"train/loss is {loss.item()} at step {self.global_step} (epoch "
+                f"{self.current_epoch}, batch {batch_idx}): training stopped before this "
+                "step was applied; lower the learning rate, or check the data and init_weights"
+            )
+        return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "val")
@@ -175,8 +186,8 @@ def load_encoder_weights(audio_encoder: nn.Module, path: str | Path) -> None:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a checkpoint, or tensors missing, unexpected or of another shape
-            (named).
+        ValueError: not a checkpoint, or tensors missing, unexpected, of another shape or
+            holding NaN/Inf (named).
     """
     path = Path(path)
     if not path.is_file():
@@ -203,9 +214,14 @@ def load_encoder_weights(audio_encoder: nn.Module, path: str | Path) -> None:
                 "(another encoder or frontend?)"
             )
     for name, value in theirs.items():
+        if not isinstance(value, Tensor):
+            raise ValueError(f"init_weights: {path}: {prefix}{name} is not a tensor")
         if value.shape != ours[name].shape:
             raise ValueError(
                 f"init_weights: {path}: {prefix}{name} has shape {tuple(value.shape)}, "
                 f"the model's {tuple(ours[name].shape)}"
             )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"init_weights: {path}: {prefix}{name} holds {bad} NaN/Inf values")
     audio_encoder.load_state_dict(theirs)

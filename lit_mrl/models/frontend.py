@@ -79,6 +79,18 @@ class LogMelSpectrogram(nn.Module):
         timeline: Literal["lit_mrl", "mule"] = "lit_mrl",
     ) -> None:
         super().__init__()
+        for name, value in (("sample_rate", sample_rate), ("n_fft", n_fft),
+                            ("win_length", win_length), ("hop_length", hop_length),
+                            ("n_mels", n_mels)):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if win_length > n_fft:
+            raise ValueError(f"win_length ({win_length}) must not exceed n_fft ({n_fft})")
+        if not 0 <= f_min < f_max <= sample_rate / 2:
+            raise ValueError(
+                f"need 0 <= f_min < f_max <= sample_rate / 2, got f_min={f_min}, "
+                f"f_max={f_max}, sample_rate={sample_rate}"
+            )
         if std_correction not in (0, 1):
             raise ValueError(f"std_correction must be 0 or 1, got {std_correction}")
         if timeline not in ("lit_mrl", "mule"):
