@@ -311,3 +311,20 @@ def test_a_signal_stops_fit_with_its_exit_code_and_a_checkpoint_to_resume(
         assert main(resume) == 0
         newest = max(tmp_path.glob("**/*.ckpt"), key=lambda p: p.stat().st_mtime_ns)
         assert torch.load(newest, weights_only=True)["global_step"] > state["global_step"]
+
+
+def test_fit_ckpt_path_trusts_the_classes_of_the_runs_own_config(
+    tiny_shards, tmp_path, monkeypatch
+):
+    (tmp_path / "my_encoders.py").write_text(
+        "from lit_mrl.models import SmallCNN\nclass Enc(SmallCNN):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mine = ["--model.init_args.encoder=my_encoders.Enc", "--model.init_args.encoder.widths=[4]"]
+    args = ["fit", *TINY_FIT, f"--data.root={tiny_shards}", *mine,
+            f"--trainer.default_root_dir={tmp_path / 'a'}"]  # fmt: skip
+    assert main(args) == 0
+    (ckpt,) = (tmp_path / "a").glob("**/*.ckpt")
+    resumed = [*args[:-1], f"--trainer.default_root_dir={tmp_path / 'b'}", f"--ckpt_path={ckpt}",
+               "--trainer.max_epochs=2"]  # fmt: skip
+    assert main(resumed) == 0

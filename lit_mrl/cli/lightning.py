@@ -91,7 +91,8 @@ class LitMRLCLI(LightningCLI):
 
         Lightning rebuilds the model from the checkpoint's ``hyper_parameters`` (and
         imports what they name) while parsing; lit_mrl's trust check runs first, and a
-        value the parser then rejects is one line naming the file.
+        value the parser then rejects is one line naming the file. Classes the run's own
+        configuration names (your encoder) are trusted in the checkpoint too.
         """
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
@@ -103,11 +104,12 @@ class LitMRLCLI(LightningCLI):
         if not isinstance(hparams, dict):
             raise ValueError(f"{path}: hyper_parameters is not a mapping")
         hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+        mine = _class_paths(self.config[subcommand].get("model"))
         if "_class_path" in hparams:
             init_args = {k: v for k, v in hparams.items() if k != "_class_path"}
-            check_config(hparams["_class_path"], init_args, path, base=LightningModule)
+            check_config(hparams["_class_path"], init_args, path, mine, base=LightningModule)
         elif hparams:
-            check_value(hparams, Any, path, where="hyper_parameters", what="a checkpoint")
+            check_value(hparams, Any, path, mine, where="hyper_parameters", what="a checkpoint")
         self._resume_state = ckpt["state_dict"]
         exit_on_error = self.parser.exit_on_error
         self.parser.exit_on_error = False
@@ -133,6 +135,18 @@ class LitMRLCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Shards by default; a config may name another data module (e.g. cached embeddings).
         parser.set_defaults({"data": {"class_path": "lit_mrl.data.ShardDataModule"}})
+
+
+def _class_paths(value: Any) -> list[str]:
+    """Every ``class_path`` string in a (nested) config namespace or dict."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        found = [value["class_path"]] if isinstance(value.get("class_path"), str) else []
+        return found + [p for item in value.values() for p in _class_paths(item)]
+    if isinstance(value, (list, tuple)):
+        return [p for item in value for p in _class_paths(item)]
+    return []
 
 
 ROOT_PLACEHOLDER = "{default_root_dir}"
