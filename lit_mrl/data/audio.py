@@ -2,15 +2,22 @@
 
 :func:`load_audio` gives exactly the samples that the sharder stores for a file, so a
 track embedded straight from disk and the same track read back from its shard are
-bit-identical: decode with soundfile block by block, average the channels, resample
-once with a streaming soxr resampler (``"HQ"``), and round to the PCM_16 grid
+bit-identical: decode block by block, average the channels, resample once with a
+streaming soxr resampler (``"HQ"``), and round to the PCM_16 grid
 (:func:`quantize_pcm16`, the step :func:`lit_mrl.data.shards.encode_flac` takes before
 writing FLAC).
+
+The file's content, not its name, picks the decoder (:mod:`lit_mrl.data.formats`):
+libsndfile (soundfile) for WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF, AU, CAF, W64, RF64,
+...; FFmpeg through PyAV (:mod:`lit_mrl.data.ffmpeg`, the ``lit_mrl[ffmpeg]`` extra)
+for MP4/M4A, ADTS AAC, WebM/Matroska and whatever else libsndfile cannot open. Both
+feed the same downmix, resampler, rounding and NaN/Inf check.
 
 A file that cannot be used raises :class:`AudioError` (a ``ValueError``) whose message
 names the file and says what it is instead: ``file not found``, ``empty file (0
 bytes)``, ``not audio (starts like a text file)``, ``not decodable audio (starts like
-FLAC; libsndfile: ...)`` and so on. No torch here: data preparation imports this.
+FLAC; libsndfile: ...)``, ``unsupported container mp4: install lit_mrl[ffmpeg]`` and so
+on. No torch here: data preparation imports this.
 """
 
 from __future__ import annotations
@@ -18,37 +25,19 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from lit_mrl.data import ffmpeg
+from lit_mrl.data.formats import SNIFF_BYTES, looks_like_other, sniff
+
 READ_BLOCK_FRAMES = 1 << 18  # about 6 s at 44.1 kHz: bounds memory on long tracks
 PCM16_SCALE = 32768  # int16 full scale: k / 32768 for k in [-32768, 32767]
-SNIFF_BYTES = 512
 RESAMPLE_QUALITY = "HQ"
-
-# (magic test, name) for the formats libsndfile reads; used to word decode errors only
-_AUDIO_MAGIC: tuple[tuple[re.Pattern[bytes], str], ...] = (
-    (re.compile(rb"(RIFF|RIFX|RF64|BW64)....WAVE", re.S), "WAV"),
-    (re.compile(rb"fLaC"), "FLAC"),
-    (re.compile(rb"OggS"), "Ogg"),
-    (re.compile(rb"ID3|\xff[\xe0-\xff]"), "MPEG audio"),
-    (re.compile(rb"FORM....AIF[FC]", re.S), "AIFF"),
-    (re.compile(rb"\.snd"), "AU"),
-    (re.compile(rb"caff"), "CAF"),
-)
-# (magic test, what it looks like) for common files that are not audio
-_OTHER_MAGIC: tuple[tuple[re.Pattern[bytes], str], ...] = (
-    (re.compile(rb"\s*(<!doctype html|<html|<head|<body)", re.I), "an HTML page"),
-    (re.compile(rb"\s*<\?xml", re.I), "an XML file"),
-    (re.compile(rb"PK\x03\x04|PK\x05\x06"), "a zip archive"),
-    (re.compile(rb"\x1f\x8b"), "a gzip archive"),
-    (re.compile(rb"%PDF-"), "a PDF document"),
-    (re.compile(rb"\x7fELF"), "a program (ELF)"),
-)
-_TEXT_CONTROL = set(range(32)) - {9, 10, 12, 13}
 
 
 class AudioError(ValueError):
@@ -92,7 +81,8 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
     ``python -m data_prep.shard`` with the same ``--sample-rate`` and ``--max-seconds``.
 
     Args:
-        path: any file libsndfile reads (WAV, FLAC, Ogg, MP3, AIFF, ...).
+        path: any file libsndfile reads (WAV, FLAC, Ogg, MP3, AIFF, AU, ...) or, with
+            the ``lit_mrl[ffmpeg]`` extra, FFmpeg does (M4A/MP4, AAC, WebM, ...).
         sample_rate: output rate in Hz.
         max_seconds: keep only the first ``max_seconds`` seconds of the file.
 
@@ -134,13 +124,17 @@ def iter_resampled(
     """
     path = Path(path)
     head = _read_head(path)
-    other = _looks_like(head)
+    other = looks_like_other(head)
     if other is not None:  # never handed to a decoder that would guess at it
         raise AudioError(path, f"not audio (starts like {other})")
     try:
-        yield from _decode_blocks(path, sample_rate, max_seconds, block_frames)
+        with ExitStack() as stack:
+            rate, blocks = _open_blocks(path, head, max_seconds, block_frames, stack)
+            yield from _mono_resampled(path, rate, blocks, sample_rate)
     except sf.SoundFileError as err:
-        raise AudioError(path, _undecodable(head, err, path)) from err
+        raise AudioError(path, _undecodable(head, _libsndfile_text(err, path))) from err
+    except ffmpeg.NotDecoded as err:
+        raise AudioError(path, _undecodable(head, None, str(err))) from err
     except OSError as err:
         raise AudioError(path, f"cannot read ({err.strerror or err})") from err
 
@@ -153,27 +147,57 @@ def iter_audio(
         yield pcm16_to_float(quantize_pcm16(block))
 
 
-def _decode_blocks(
-    path: Path, sample_rate: int, max_seconds: float | None, block_frames: int
+def _open_blocks(
+    path: Path, head: bytes, max_seconds: float | None, block_frames: int, stack: ExitStack
+) -> tuple[int, Iterator[np.ndarray]]:
+    """The file's rate in Hz and float32 ``(frames, channels)`` blocks, from the decoder that reads it.
+
+    libsndfile first, unless the first bytes are a container only FFmpeg reads; FFmpeg
+    when libsndfile cannot open the file (a WAV holding MP3, an Ogg Speex, ...).
+    """
+    container = sniff(head)
+    libsndfile = None
+    if container is None or container.decoder == "libsndfile":
+        try:
+            file = stack.enter_context(sf.SoundFile(path))
+        except sf.SoundFileError as err:
+            libsndfile = _libsndfile_text(err, path)
+        else:
+            frames = -1 if max_seconds is None else int(max_seconds * file.samplerate)
+            blocks = file.blocks(block_frames, frames=frames, dtype="float32", always_2d=True)
+            return file.samplerate, blocks
+    try:
+        return stack.enter_context(ffmpeg.open_blocks(path, max_seconds, block_frames))
+    except ffmpeg.Missing:
+        if libsndfile is None:  # a container libsndfile does not read
+            raise AudioError(
+                path, f"unsupported container {container.name}: install {ffmpeg.EXTRA}"
+            ) from None
+        raise AudioError(path, _undecodable(head, libsndfile)) from None
+    except ffmpeg.NotDecoded as err:
+        raise AudioError(path, _undecodable(head, libsndfile, str(err))) from err
+
+
+def _mono_resampled(
+    path: Path, rate: int, blocks: Iterator[np.ndarray], sample_rate: int
 ) -> Iterator[np.ndarray]:
-    with sf.SoundFile(path) as file:
-        frames = -1 if max_seconds is None else int(max_seconds * file.samplerate)
-        resampler = None
-        if file.samplerate != sample_rate:
-            resampler = soxr.ResampleStream(
-                file.samplerate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
-            )
-        frames_read = 0
-        for block in file.blocks(block_frames, frames=frames, dtype="float32", always_2d=True):
-            if not np.isfinite(block).all():
-                raise AudioError(path, "audio contains NaN or Inf")
-            mono = block.mean(axis=1, dtype=np.float32)  # (frames, channels) -> (frames,)
-            frames_read += len(block)
-            yield mono if resampler is None else resampler.resample_chunk(mono)
-        if frames_read == 0:
-            raise AudioError(path, "zero-length audio (0 samples)")
-        if resampler is not None:
-            yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+    """Blocks ``(frames, channels)`` at ``rate`` -> float32 mono at ``sample_rate``, any decoder."""
+    resampler = None
+    if rate != sample_rate:
+        resampler = soxr.ResampleStream(
+            rate, sample_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY
+        )
+    frames_read = 0
+    for block in blocks:
+        if not np.isfinite(block).all():
+            raise AudioError(path, "audio contains NaN or Inf")
+        mono = block.mean(axis=1, dtype=np.float32)  # (frames, channels) -> (frames,)
+        frames_read += len(block)
+        yield mono if resampler is None else resampler.resample_chunk(mono)
+    if frames_read == 0:
+        raise AudioError(path, "zero-length audio (0 samples)")
+    if resampler is not None:
+        yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
 def _read_head(path: Path) -> bytes:
@@ -191,41 +215,27 @@ def _read_head(path: Path) -> bytes:
     return head
 
 
-def _looks_like(head: bytes) -> str | None:
-    """What a file that is certainly not audio starts like (``"a text file"``), else None."""
-    for magic, what in _OTHER_MAGIC:
-        if magic.match(head):
-            return what
-    if head.startswith(b"\xef\xbb\xbf") or _is_text(head):
-        return "a text file"
-    return None
-
-
-def _is_text(head: bytes) -> bool:
-    # every audio container has binary header bytes within its first few bytes
-    if any(byte in _TEXT_CONTROL for byte in head):
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return err.start >= len(head) - 3  # a character cut at the end of the sniffed bytes
-    return True
-
-
-def _audio_format(head: bytes) -> str | None:
-    return next((name for magic, name in _AUDIO_MAGIC if magic.match(head)), None)
-
-
-def _undecodable(head: bytes, err: sf.SoundFileError, path: Path) -> str:
+def _libsndfile_text(err: sf.SoundFileError, path: Path) -> str:
     # libsndfile's text repeats the path, and blames a "pipe" when mpg123 rejects a file
-    message = str(err).removeprefix(f"Error opening {str(path)!r}: ").strip()
-    if "possibly a pipe" in message:
-        message = "the decoder rejected the data"
-    fmt = _audio_format(head)
-    if fmt is None:
+    message = str(err).removeprefix(f"Error opening {str(path)!r}: ").strip().rstrip(".")
+    return "the decoder rejected the data" if "possibly a pipe" in message else message
+
+
+def _undecodable(head: bytes, libsndfile: str | None, ffmpeg_text: str | None = None) -> str:
+    """``not decodable audio (starts like FLAC; libsndfile: ...; FFmpeg: ...)``."""
+    container = sniff(head)
+    if container is None:
         start = " ".join(f"{byte:02x}" for byte in head[:4])
-        return f"not decodable audio (unknown binary format, starts {start}; libsndfile: {message})"
-    return f"not decodable audio (starts like {fmt}; libsndfile: {message})"
+        parts = [f"unknown binary format, starts {start}"]
+    else:
+        parts = [f"starts like {container.name}"]
+    if libsndfile is not None:
+        parts.append(f"libsndfile: {libsndfile}")
+    if ffmpeg_text is not None:
+        parts.append(f"FFmpeg: {ffmpeg_text}")
+    elif container is None:
+        parts.append(f"FFmpeg not tried: install {ffmpeg.EXTRA}")
+    return f"not decodable audio ({'; '.join(parts)})"
 
 
 def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
@@ -239,7 +249,7 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     try:
         audio, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except sf.SoundFileError as err:
-        other = _looks_like(data[:SNIFF_BYTES])
+        other = looks_like_other(data[:SNIFF_BYTES])
         message = re.sub(r"^Error opening <[^>]*>: ", "", str(err))  # drops a BytesIO repr
         detail = "0 bytes" if not data else f"starts like {other}" if other else message
         raise ValueError(f"cannot decode audio: {detail}") from err
