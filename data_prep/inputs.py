@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lit_mrl.data.shards import AUDIO_EXTENSIONS, sanitize_key
+from lit_mrl.data.formats import worth_decoding
+from lit_mrl.data.shards import sanitize_key
 from lit_mrl.errors import UsageError
 
 __all__ = ["Item", "UsageError", "collect_items", "pending"]
@@ -63,13 +64,23 @@ class Item:
 # ---------------------------------------------------------------- inputs
 
 
-def list_folder(root: Path, split: str, labels_from_parent: bool, skip: Path) -> list[Item]:
-    """Every file under ``root`` (recursive, ``skip`` excluded), as items."""
-    items = []
+def list_folder(
+    root: Path, split: str, labels_from_parent: bool, skip: Path
+) -> tuple[list[Item], list[Path]]:
+    """The audio under ``root`` (recursive, ``skip`` excluded) as items, and the files skipped.
+
+    A file is audio by its extension or, failing that, its first bytes
+    (:func:`lit_mrl.data.formats.worth_decoding`); ``notes.txt`` or ``cover.jpg`` is
+    skipped, not reported: the decoder's verdict on each listed file comes later.
+    """
+    items, skipped = [], []
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(d for d in subfolders if Path(folder, d).resolve() != skip)
         for name in sorted(files):
             path = Path(folder, name)
+            if not worth_decoding(path):
+                skipped.append(path)
+                continue
             relative = path.relative_to(root)
             item = Item(source=str(path), origin=str(path), path=path, split=split)
             item.key = item.track_id = _key_or_empty(relative.as_posix())
@@ -78,7 +89,7 @@ def list_folder(root: Path, split: str, labels_from_parent: bool, skip: Path) ->
             elif labels_from_parent:
                 item.labels = [relative.parent.name]
             items.append(item)
-    return items
+    return items, skipped
 
 
 def _key_or_empty(text: str) -> str:
@@ -185,12 +196,9 @@ def _row_to_item(row: dict[str, Any], base: Path, origin: str) -> Item:
 
 
 def check_files(items: list[Item]) -> None:
-    """Mark items whose file is missing, has no key, or is not a supported format."""
+    """Mark items whose file is missing or has no key (the decoder judges the content)."""
     for item in pending(items):
-        extension = item.path.suffix.lower()
-        if extension not in AUDIO_EXTENSIONS:
-            item.error = f"unsupported format {extension or '(no extension)'}"
-        elif not item.path.is_file():
+        if not item.path.is_file():
             item.error = "file not found"
         elif not item.key:
             item.error = "cannot make a key from the path"
@@ -259,6 +267,10 @@ def resolve_vocabulary(
     return vocabulary, task, where
 
 
+def _files(count: int, kind: str = "") -> str:
+    return f"{count} {kind}file{'s' * (count != 1)}"
+
+
 def order_key(item: Item) -> str:
     """A fixed pseudo-random order, so each shard mixes folders and labels."""
     return hashlib.sha256(item.source.encode()).hexdigest()
@@ -270,13 +282,16 @@ def collect_items(args: argparse.Namespace, out: Path) -> tuple[list[Item], list
         root = Path(args.input)
         if not root.is_dir():
             raise UsageError(f"--input {root} is not a folder")
-        items = list_folder(root, args.split, args.labels_from_parent, skip=out.resolve())
-        if not any(item.path.suffix.lower() in AUDIO_EXTENSIONS for item in items):
-            found = f"{len(items)} other file{'s' * (len(items) != 1)}" if items else "no files"
+        items, skipped = list_folder(root, args.split, args.labels_from_parent, out.resolve())
+        if not items:
+            found = _files(len(skipped), "other ") if skipped else "no files"
             raise UsageError(
-                f"no audio files in --input {root} ({found}; looked for "
-                f"{' '.join(AUDIO_EXTENSIONS)}, recursively)"
+                f"no audio files in --input {root} ({found}; audio is told by its extension, "
+                ".wav .flac .mp3 .m4a ..., or its first bytes, recursively)"
             )
+        if skipped:
+            names = ", ".join(path.name for path in skipped[:3]) + ", ..." * (len(skipped) > 3)
+            print(f"--input: skipped {_files(len(skipped))} that are not audio ({names})")
     else:
         items = read_manifest(Path(args.manifest))
         if not items:

@@ -27,10 +27,11 @@ import soundfile as sf
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lit_mrl.data.audio import iter_audio
+from lit_mrl.data.formats import worth_decoding
 from lit_mrl.data.info import INFO_NAME, read_info
 from lit_mrl.data.info import shard_paths as list_shards
 from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.shards import AUDIO_EXTENSIONS, FlacRef, decode_error, iter_shard, open_audio
+from lit_mrl.data.shards import FlacRef, decode_error, iter_shard, open_audio
 from lit_mrl.errors import UsageError
 
 BLOCK_SAMPLES = 60 * 16000  # a minute at 16 kHz
@@ -254,8 +255,11 @@ def open_input(path: str | Path, file_split: str = "all") -> EmbeddingInput:
     """Describe ``--input``: a shard folder, an audio folder or a list of audio files.
 
     A folder with ``info.json`` is a sharded dataset. Any other folder is searched
-    recursively for audio; keys are paths relative to it. A text file lists audio
-    paths, one a line, relative to the list's folder; keys are the lines as written.
+    recursively for audio, told by extension or first bytes as the sharder does
+    (:func:`lit_mrl.data.formats.worth_decoding`; ``notes.txt`` is skipped); keys are
+    paths relative to it. A text file lists audio paths, one a line, relative to the
+    list's folder, each decided by its content whatever its name; keys are the lines
+    as written.
 
     Raises:
         UsageError: ``path`` does not exist or holds no audio.
@@ -268,13 +272,16 @@ def open_input(path: str | Path, file_split: str = "all") -> EmbeddingInput:
             path, "shards", info.task, list(info.vocabulary), sizes, info.sample_rate
         )
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-        files = [(p.relative_to(path).as_posix(), p) for p in found if p.is_file()]
+        found = sorted(p for p in path.rglob("*") if p.is_file() and worth_decoding(p))
+        files = [(p.relative_to(path).as_posix(), p) for p in found]
     elif path.is_file():
         lines = [line.strip() for line in path.read_text().splitlines()]
         files = [(line, path.parent / line) for line in lines if line and not line.startswith("#")]
     else:
         raise UsageError(f"--input {path} does not exist")
     if not files:
-        raise UsageError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) found in {path}")
+        raise UsageError(
+            f"no audio files found in {path} (audio is told by its extension, "
+            ".wav .flac .mp3 .m4a ..., or its first bytes)"
+        )
     return EmbeddingInput(path, "files", "none", [], {file_split: len(files)}, None, files)
