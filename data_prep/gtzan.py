@@ -1,12 +1,13 @@
 """GTZAN genre, fault-filtered split: ``python -m data_prep.gtzan --root GTZAN --out shards/gtzan ...``.
 
-``--root`` holds ``genres/<genre>/<genre>.000NN.wav`` (``genres_original/``, as
-in the Kaggle copy, or the genre folders directly, also work). The original
-tarball ships ``.au`` files: convert them to ``.wav`` first (same names).
+``--root`` holds ``genres/<genre>/<genre>.000NN.au`` as the original tarball
+ships them, or ``.wav`` copies (``genres_original/``, as in the Kaggle copy, or
+the genre folders directly, also work); both are read as they are, no conversion.
 
 The split files are the fault-filtered lists of Kereliuk, Sturm & Larsen
 (2015), as used by JukeMIR (443 / 197 / 290): one path per line relative to the
-genre folders, e.g. ``blues/blues.00012.wav``. The label is the genre folder.
+genre folders, e.g. ``blues/blues.00012.wav`` (``.wav`` or ``.au``, whichever the
+folder holds is used). The label is the genre folder.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from data_prep.manifest import (
 )
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")  # fmt: skip
-# libsndfile cannot decode it in the common .wav copies (the Kaggle one included).
+# libsndfile cannot decode it in the common .wav copies (the Kaggle one included); an
+# .au of it is left to the decoder, which reports it in errors.jsonl if it is broken too
 BROKEN = {"jazz.00054": "known corrupt file in the GTZAN distribution (not decodable)"}
+# a converted .wav first (what earlier manifests named), else the tarball's .au
+SUFFIXES = (".wav", ".au")
 _LINE = re.compile(r"(?:.*/)?([a-z]+)/\1\.(\d{5})\.(?:wav|au)")
 
 
@@ -38,7 +42,15 @@ def genre_folder(root: Path) -> Path:
     for candidate in (root / "genres", root / "genres_original", root):
         if (candidate / "blues").is_dir():
             return candidate
-    raise MetadataError(root, "no genres/<genre>/ folders (expected genres/blues/blues.00000.wav)")
+    raise MetadataError(
+        root, "no genres/<genre>/ folders (expected genres/blues/blues.00000.au or .wav)"
+    )
+
+
+def find_audio(folder: Path, genre: str, stem: str) -> str:
+    """``<genre>/<stem>.wav`` or ``.au`` relative to ``folder``, whichever exists (``.wav`` if neither)."""
+    candidates = [f"{genre}/{stem}{suffix}" for suffix in SUFFIXES]
+    return next((name for name in candidates if (folder / name).is_file()), candidates[0])
 
 
 def read_split_file(path: Path) -> list[tuple[int, str, str]]:
@@ -65,8 +77,8 @@ def prepare(args: argparse.Namespace) -> Prepared:
             if stem in seen:
                 raise MetadataError(path, f"{stem} is also listed at {seen[stem]}", line)
             seen[stem] = where
-            relative = f"{genre}/{stem}.wav"
-            if stem in BROKEN:
+            relative = find_audio(folder, genre, stem)
+            if stem in BROKEN and relative.endswith(".wav"):
                 skipped.append(Skipped(relative, BROKEN[stem]))
                 continue
             key = stem.replace(".", "_")
@@ -88,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--{split}-split",
             type=Path,
             required=True,
-            help=f"{split} list, e.g. {split}_filtered.txt (one 'blues/blues.00012.wav' per line)",
+            help=f"{split} list, e.g. {split}_filtered.txt (one 'blues/blues.00012.wav' or .au per line)",
         )
     return run_adapter(parser, prepare, argv)
 

@@ -270,7 +270,7 @@ def test_adapter_metadata_error_is_one_line(tmp_path, capsys):
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
         f"python -m data_prep.gtzan: error: {tmp_path}: no genres/<genre>/ folders (expected "
-        "genres/blues/blues.00000.wav) (traceback: --debug or LIT_MRL_DEBUG=1)"
+        "genres/blues/blues.00000.au or .wav) (traceback: --debug or LIT_MRL_DEBUG=1)"
     ]
 
 

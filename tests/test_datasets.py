@@ -266,6 +266,24 @@ def test_gtzan_fault_filtered_skips_broken_jazz(tmp_path):
     check_shards(out, {"train": 2, "valid": 1, "test": 2}, "multiclass")
 
 
+def test_gtzan_reads_the_tarballs_au_files_as_shipped(tmp_path):
+    root = tmp_path / "gtzan"
+    files = {}
+    for split, paths in GTZAN_SPLITS.items():
+        for seed, name in enumerate(paths):  # Sun .au, as in the original tarball
+            write_audio(root / "genres" / name.replace(".wav", ".au"), seed)
+        files[split] = root / f"{split}_filtered.txt"
+        files[split].write_text("\n".join(paths) + "\n")  # the lists name .wav
+    out = tmp_path / "shards"
+
+    assert run(gtzan, *gtzan_args(root, files, out)) == 0
+
+    rows = manifest(out)
+    assert rows["rock_00001"]["path"] == str(root / "genres" / "rock" / "rock.00001.au")
+    assert "jazz_00054" in rows  # only the known-broken .wav copies are skipped
+    check_shards(out, {"train": 3, "valid": 1, "test": 2}, "multiclass")
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
