@@ -57,6 +57,11 @@ def encode_with_pyav(path: Path, audio: np.ndarray, codec: str, fmt: str | None 
     return path
 
 
+def write_reference_flac(folder: Path, audio: np.ndarray) -> Path:
+    sf.write(folder / "reference.flac", audio, RATE)
+    return folder / "reference.flac"
+
+
 def aligned_snr(reference: np.ndarray, decoded: np.ndarray, max_lag: int = 4096) -> float:
     """SNR in dB of ``decoded`` against ``reference`` after the best delay in [0, max_lag)."""
     ref = reference[max_lag // 2 : -max_lag]  # clear of the codec's fade-in and padding
@@ -96,10 +101,9 @@ def read_errors(out: Path) -> dict[str, str]:
 @pytest.mark.parametrize(("ext", "codec"), FFMPEG_FILES)
 def test_an_aac_or_opus_encode_decodes_to_the_flacs_pcm(tmp_path, ext, codec):
     audio = music()
-    sf.write(tmp_path / "a.flac", audio, RATE)
     encode_with_pyav(tmp_path / f"a.{ext}", audio, codec)
 
-    from_flac = load_audio(tmp_path / "a.flac", RATE)
+    from_flac = load_audio(write_reference_flac(tmp_path, audio), RATE)
     decoded = load_audio(tmp_path / f"a.{ext}", RATE)
 
     assert decoded.dtype == np.float32
@@ -193,6 +197,19 @@ def test_pyav_blocks_are_bounded_and_match_the_whole_file(catalog):
     assert 0 < sizes[-1][0] <= 4096
     assert np.array_equal(np.concatenate(blocks), read_resampled(path, 16000))
     assert len(load_audio(path, 16000, max_seconds=0.25)) == 4000
+
+
+def test_what_libsndfile_rejects_falls_back_to_ffmpeg(tmp_path, monkeypatch):
+    path = encode_with_pyav(tmp_path / "ac3.wav", music(), "ac3", "wav")  # WAV, AC-3 inside
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(path)
+
+    decoded = load_audio(path, RATE)
+
+    assert aligned_snr(load_audio(write_reference_flac(tmp_path, music()), RATE), decoded) > 20
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(AudioError, match=r"starts like WAV; libsndfile: .*; FFmpeg not tried: install lit_mrl\[ffmpeg\]\)$"):  # fmt: skip
+        load_audio(path, RATE)
 
 
 def test_nan_from_an_ffmpeg_container_is_reported(tmp_path):

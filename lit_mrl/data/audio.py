@@ -153,7 +153,7 @@ def _open_blocks(
     """The file's rate in Hz and float32 ``(frames, channels)`` blocks, from the decoder that reads it.
 
     libsndfile first, unless the first bytes are a container only FFmpeg reads; FFmpeg
-    when libsndfile cannot open the file (a WAV holding MP3, an Ogg Speex, ...).
+    when libsndfile cannot open the file (a WAV holding AC-3, ...).
     """
     container = sniff(head)
     libsndfile = None
@@ -173,7 +173,7 @@ def _open_blocks(
             raise AudioError(
                 path, f"unsupported container {container.name}: install {ffmpeg.EXTRA}"
             ) from None
-        raise AudioError(path, _undecodable(head, libsndfile)) from None
+        raise AudioError(path, _undecodable(head, libsndfile, ffmpeg_missing=True)) from None
     except ffmpeg.NotDecoded as err:
         raise AudioError(path, _undecodable(head, libsndfile, str(err))) from err
 
@@ -221,7 +221,12 @@ def _libsndfile_text(err: sf.SoundFileError, path: Path) -> str:
     return "the decoder rejected the data" if "possibly a pipe" in message else message
 
 
-def _undecodable(head: bytes, libsndfile: str | None, ffmpeg_text: str | None = None) -> str:
+def _undecodable(
+    head: bytes,
+    libsndfile: str | None,
+    ffmpeg_text: str | None = None,
+    ffmpeg_missing: bool = False,
+) -> str:
     """``not decodable audio (starts like FLAC; libsndfile: ...; FFmpeg: ...)``."""
     container = sniff(head)
     if container is None:
@@ -233,7 +238,7 @@ def _undecodable(head: bytes, libsndfile: str | None, ffmpeg_text: str | None = 
         parts.append(f"libsndfile: {libsndfile}")
     if ffmpeg_text is not None:
         parts.append(f"FFmpeg: {ffmpeg_text}")
-    elif container is None:
+    elif ffmpeg_missing:
         parts.append(f"FFmpeg not tried: install {ffmpeg.EXTRA}")
     return f"not decodable audio ({'; '.join(parts)})"
 

@@ -28,7 +28,7 @@ LIBSNDFILE_EXTENSIONS = (
 FFMPEG_EXTENSIONS = (
     ".m4a", ".m4b", ".mp4", ".aac", ".adts", ".3gp", ".mov", ".webm", ".mkv", ".mka",
     ".wma", ".asf", ".ac3", ".eac3", ".dts", ".amr", ".ape", ".wv", ".tta", ".mpc",
-    ".spx", ".dsf",
+    ".dsf",
 )  # fmt: skip
 AUDIO_EXTENSIONS = LIBSNDFILE_EXTENSIONS + FFMPEG_EXTENSIONS
 
