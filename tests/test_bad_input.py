@@ -75,7 +75,7 @@ def test_embed_refuses_other_weights_then_starts_over_when_asked(
     assert embed(other, ten_tracks, out) == 2
     assert "holds embeddings made with fingerprint=" in one_line(capsys)
     assert embed(other, ten_tracks, out, "--overwrite", "true") == 0
-    assert read_index(out)["checkpoint"] == str(other.resolve())
+    assert read_index(out).settings["checkpoint"] == str(other.resolve())
     assert sorted(load_split(out, "test").keys) == [f"k{i}" for i in range(10)]
 
 

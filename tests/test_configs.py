@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lit_mrl.cli.lightning import make_cli
-from lit_mrl.data.embeddings import part_name, write_index, write_part
+from lit_mrl.data.embeddings import append_part, write_index
 from lit_mrl.probe.module import ProbeModule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -57,7 +57,7 @@ def any_embeddings(tmp_path_factory):
             }
             for i in range(4)
         ]
-        write_part(root, part_name(split, 0), rows)
+        append_part(root, split, rows)
     write_index(root, {"embed_dim": 8, "task": "multiclass", "vocabulary": ["a", "b"]})
     return root
 
@@ -67,6 +67,6 @@ def test_probe_configs_instantiate(config, any_embeddings, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)
     model, data, _ = instantiate(["-c", config, f"--data.init_args.root={any_embeddings}"])
     assert isinstance(model, ProbeModule)
-    assert data.index["embed_dim"] == 8
+    assert data.index.embed_dim == 8
     assert model.hparams.task in ("multilabel", "multiclass", "regression")
     assert model.hparams.max_steps > model.hparams.warmup_steps

@@ -155,15 +155,17 @@ def test_embed_shards_writes_parts_labels_and_index(tiny_shards, tiny_checkpoint
     run_embed([*args, "--part_size", 5, "--num_workers", 2])
     index = read_index(out)
     info = read_info(tiny_shards)
-    assert index["embed_dim"] == 8
-    assert index["task"] == "multilabel"
-    assert index["vocabulary"] == info.vocabulary
-    assert (index["window_seconds"], index["hop_seconds"], index["sample_rate"]) == (3, 2, 16000)
-    assert index["checkpoint"] == str(Path(tiny_checkpoint).resolve())
-    assert index["encoder_class"].endswith("SmallCNN")
-    assert len(index["fingerprint"]) == 64  # sha256 of the checkpoint
-    assert index["splits"]["train"]["num_samples"] == 16
-    assert len(index["splits"]["train"]["parts"]) == 4  # 5 + 5 + 5 + 1
+    made = index.settings
+    assert index.embed_dim == 8
+    assert index.task == "multilabel"
+    assert index.vocabulary == info.vocabulary
+    assert (made["window_seconds"], made["hop_seconds"], made["sample_rate"]) == (3, 2, 16000)
+    assert made["checkpoint"] == str(Path(tiny_checkpoint).resolve())
+    assert made["encoder_class"].endswith("SmallCNN")
+    assert len(made["fingerprint"]) == 64  # sha256 of the checkpoint
+    assert index.splits["train"].num_samples == 16
+    assert [p.num_samples for p in index.splits["train"].parts] == [5, 5, 5, 1]
+    assert not list(out.glob("parts*.jsonl"))  # merged into the index
     for split in ("train", "valid", "test"):
         data = load_split(out, split, timeline=True)
         samples = {
@@ -194,7 +196,7 @@ def test_rerun_skips_embedded_tracks_and_refills_a_lost_part(
     assert sorted(again.keys) == sorted(first.keys)  # none lost, none twice
     order = [first.keys.index(k) for k in again.keys]
     np.testing.assert_allclose(again.embeddings, first.embeddings[order], atol=1e-6)
-    assert read_index(out)["splits"]["valid"]["parts"][-1] == "valid-000003.npz"
+    assert read_index(out).splits["valid"].parts[-1].name == "valid-000003.npz"
     assert "0 to embed" in run_embed(args, capsys)
 
 
@@ -225,8 +227,8 @@ def test_embed_audio_folder_resamples_and_reports_bad_files(tiny_checkpoint, tmp
     args = ["--checkpoint", tiny_checkpoint, "--input", tmp_path / "audio", "--out", out]
     run_embed([*args, "--num_workers", 0], code=1)  # some inputs failed
     index = read_index(out)
-    assert index["task"] == "none"
-    assert index["input_kind"] == "files"
+    assert index.task == "none"
+    assert index.settings["input_kind"] == "files"
     data = load_split(out, "all", timeline=True)
     assert data.keys == ["a.wav", "sub/b.flac"]
     assert data.labels.shape == (2, 0)
@@ -273,10 +275,10 @@ def test_random_init_baseline_is_seeded(two_tracks, tmp_path):
         torch.testing.assert_close(value, weights[1][name], rtol=0, atol=0)
     assert any(not torch.equal(v, weights[2][n]) for n, v in weights[0].items())
     index = read_index(tmp_path / "a")
-    assert "checkpoint" not in index
-    assert index["seed"] == 0
-    assert index["embed_dim"] == 8
-    assert len(index["random_init"]) == 2
+    assert "checkpoint" not in index.settings
+    assert index.settings["seed"] == 0
+    assert index.embed_dim == 8
+    assert len(index.settings["random_init"]) == 2
 
 
 def test_embed_is_a_registered_command(capsys):
@@ -309,7 +311,7 @@ def test_a_file_and_its_shard_embed_identically(tiny_checkpoint, tmp_path):
         args = ["--checkpoint", tiny_checkpoint, "--input", source, "--out", tmp_path / name]
         run_embed([*args, "--num_workers", 0])
     direct = load_split(tmp_path / "direct", "all", timeline=True)
-    (split,) = read_index(tmp_path / "sharded")["splits"]
+    (split,) = read_index(tmp_path / "sharded").splits
     sharded = load_split(tmp_path / "sharded", split, timeline=True)
     np.testing.assert_array_equal(direct.timeline, sharded.timeline)
 
@@ -350,9 +352,9 @@ def test_two_processes_embed_exactly_what_one_does(tiny_shards, tiny_checkpoint,
         assert sorted(two.keys) == sorted(one.keys)  # none lost, none twice
         order = [two.keys.index(key) for key in one.keys]
         np.testing.assert_allclose(two.embeddings[order], one.embeddings, atol=1e-6)
-        parts = index["splits"][split]["parts"]
-        assert {p.split("-")[1] for p in parts} == {"r000", "r001"}  # both ranks wrote parts
-        assert index["splits"][split]["num_samples"] == len(one.keys)
+        parts = index.splits[split].parts
+        assert {p.name.split("-")[1] for p in parts} == {"r000", "r001"}  # both ranks wrote
+        assert index.splits[split].num_samples == len(one.keys)
 
 
 def test_the_log_mel_baseline_embeds_through_a_model_file(two_tracks, tmp_path, capsys):
@@ -360,8 +362,8 @@ def test_the_log_mel_baseline_embeds_through_a_model_file(two_tracks, tmp_path, 
     args = ["--model", ROOT / "configs/baselines/logmel_stats.yaml", "--input", two_tracks]
     run_embed([*args, "--out", out, "--num_workers", 0])
     index = read_index(out)
-    assert index["embed_dim"] == 192  # 96 band means + 96 stds
-    assert index["encoder_class"].endswith("LogMelStats")
+    assert index.embed_dim == 192  # 96 band means + 96 stds
+    assert index.settings["encoder_class"].endswith("LogMelStats")
     assert load_split(out, "test").embeddings.shape == (2, 192)
     evil = tmp_path / "evil.yaml"
     evil.write_text("encoder:\n  class_path: subprocess.Popen\n  init_args: {args: 'true'}\n")

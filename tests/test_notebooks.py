@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lit_mrl.data.embeddings import part_name, write_index, write_part
+from lit_mrl.data.embeddings import append_part, write_index
 from lit_mrl.probe.results import write_results
 from lit_mrl.report.table import build_table, to_csv, to_markdown
 
@@ -34,7 +34,6 @@ def write_embeddings(out, name, task, vocabulary, labels, rng):
     centres = rng.standard_normal((len(vocabulary), EMBED_DIM))
     for model, noise in MODELS.items():
         root = out / "embeddings" / model / name
-        splits = {}
         for split, rows_labels in labels.items():
             rows = []
             for i, label in enumerate(rows_labels):
@@ -44,10 +43,9 @@ def write_embeddings(out, name, task, vocabulary, labels, rng):
                     "key": f"{name}_{split}_{i:03d}", "embedding": timeline.mean(0),
                     "label": label, "timeline": timeline, "timestamps": np.array([0.5, 1.5]),
                 })  # fmt: skip
-            write_part(root, part_name(split, 0), rows)
-            splits[split] = {"num_samples": len(rows), "parts": [part_name(split, 0)]}
+            append_part(root, split, rows)
         write_index(root, {
-            "embed_dim": EMBED_DIM, "task": task, "vocabulary": vocabulary, "splits": splits,
+            "embed_dim": EMBED_DIM, "task": task, "vocabulary": vocabulary,
             "encoder_class": "tests.TinyEncoder",
         })  # fmt: skip
 

@@ -185,3 +185,259 @@ def test_an_empty_flac_member_is_named_without_a_python_repr(tmp_path):
     (sample,) = iter_shard(shard, audio="ref")
     with pytest.raises(ValueError, match=r"^cannot decode audio: Format not recognised\.$"):
         read_spans(sample["flac"], [Span(0, 10, 0)], 10)
+
+
+# 2. embedding stores are read through their index; 3. finite or refused
+
+
+def craft_part(path, keys, embeddings, labels, windows=None):
+    """An embeddings part written with numpy alone: one window per track unless given."""
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    timeline = embeddings if windows is None else np.asarray(windows, dtype=np.float32)
+    arrays = {
+        "keys": np.array(keys), "embeddings": embeddings, "labels": np.asarray(labels),
+        "timeline": timeline, "offsets": np.arange(len(keys) + 1, dtype=np.int64),
+        "timestamps": np.full(len(timeline), 1.5, dtype=np.float32),
+    }  # fmt: skip
+    np.savez(path, **arrays)
+    return arrays
+
+
+def craft_index(root, task, vocabulary, dim, parts):
+    """``index.json`` by hand; digests with the documented function (anyone can compute it)."""
+    from lit_mrl.data.embeddings import array_digest
+
+    splits = {}
+    for name, arrays in parts.items():
+        split = name.split("-")[0]
+        entry = {"name": name, "num_samples": len(arrays["keys"]),
+                 "num_windows": len(arrays["timeline"]),
+                 "digests": {k: array_digest(v) for k, v in arrays.items()}}  # fmt: skip
+        splits.setdefault(split, {"parts": []})["parts"].append(entry)
+    index = {"format_version": 2, "embed_dim": dim, "task": task, "vocabulary": vocabulary,
+             "input": "/data/toy", "splits": splits}  # fmt: skip
+    (root / "index.json").write_text(json.dumps(index))
+
+
+def toy_store(root, task="multiclass", dim=4, size=16, change=None):
+    """A multiclass store (3 classes) crafted by hand; ``change(split, arrays)`` edits a part."""
+    rng = np.random.default_rng(0)
+    root.mkdir(exist_ok=True)
+    parts = {}
+    for split in ("train", "valid", "test"):
+        classes = np.arange(size) % 3
+        emb = np.eye(3, dim)[classes] + 0.1 * rng.standard_normal((size, dim))
+        labels = classes if task == "multiclass" else np.eye(3)[classes].astype(np.float32)
+        arrays = {"keys": [f"{split}{i}" for i in range(size)], "embeddings": emb,
+                  "labels": labels}  # fmt: skip
+        if change is not None:
+            change(split, arrays)
+        parts[f"{split}-000000.npz"] = craft_part(root / f"{split}-000000.npz", **arrays)
+    craft_index(root, task, ["a", "b", "c"], dim, parts)
+    return root
+
+
+def probe(root, out, *extra):
+    args = ["probe", "--embeddings", str(root), "--out", str(out), "--wandb", "false"]
+    return main([*args, "--seeds", "1", "--steps", "20", "--bootstrap", "20", *map(str, extra)])
+
+
+def error_line(capsys) -> str:
+    """The one line a command printed on stderr, without the prefix and the --debug hint."""
+    line = one_line(capsys)
+    assert line.startswith("python -m lit_mrl ")
+    return line.split(": error: ", 1)[1].split(" (traceback: ")[0]
+
+
+def test_probe_ignores_a_part_the_index_does_not_list(tmp_path, capsys):
+    root = toy_store(tmp_path / "emb")
+    stray = root / "train-000009.npz"  # the test items, dropped in as training data
+    stray.write_bytes((root / "test-000000.npz").read_bytes())
+    warning = f"{stray}: not listed in {root / 'index.json'}, ignored"
+    with pytest.warns(UserWarning, match="not listed in") as caught:
+        assert probe(root, tmp_path / "out") == 0
+    assert warning in [str(w.message) for w in caught]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["num_samples"]["train"] == 16  # not 32
+
+
+def short_embeddings(split, arrays):
+    if split == "train":
+        arrays["embeddings"] = arrays["embeddings"][:10]  # 6 of 16 rows gone
+
+
+def nan_embeddings(split, arrays):
+    if split == "valid":
+        arrays["embeddings"][[1, 4, 7]] = np.nan
+
+
+def inf_labels(split, arrays):
+    if split == "test":
+        arrays["labels"][2, 0] = np.inf
+
+
+def wide_embeddings(split, arrays):
+    arrays["embeddings"] = np.hstack([arrays["embeddings"], arrays["embeddings"][:, :1]])
+
+
+def narrow_labels(split, arrays):
+    arrays["labels"] = arrays["labels"][:, :2]
+
+
+def class_out_of_range(split, arrays):
+    if split == "train":
+        arrays["labels"][5] = 7
+
+
+@pytest.mark.parametrize(
+    ("task", "change", "part", "message"),
+    [
+        ("multiclass", short_embeddings, "train",
+         "arrays disagree in length (index.json 16, keys 16, embeddings 10, labels 16)"),
+        ("multiclass", nan_embeddings, "valid", "embeddings of 3 of 16 rows hold NaN or Inf"),
+        ("multilabel", inf_labels, "test", "labels of 1 of 16 rows hold NaN or Inf"),
+        ("multiclass", wide_embeddings, "train",
+         "embeddings are (16, 5) float32, not (N, 4) floats (embed_dim 4)"),
+        ("multilabel", narrow_labels, "train",
+         "labels are (16, 2) float32, not (N, 3) numbers (multilabel)"),
+        ("multiclass", class_out_of_range, "train",
+         "labels of 1 of 16 rows are not a class index in [0, 3)"),
+    ],
+)  # fmt: skip
+def test_probe_refuses_a_part_that_does_not_fit_before_training(
+    tmp_path, capsys, task, change, part, message
+):
+    def edit(split, arrays):
+        arrays["embeddings"] = np.asarray(arrays["embeddings"], dtype=np.float32)
+        arrays["labels"] = np.array(arrays["labels"])
+        change(split, arrays)
+
+    root = toy_store(tmp_path / "emb", task, change=edit)
+    assert probe(root, tmp_path / "out") == 2
+    assert error_line(capsys) == f"{root / part}-000000.npz: {message}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_probe_refuses_a_listed_part_that_changed_or_is_missing(tmp_path, capsys):
+    root = toy_store(tmp_path / "emb")
+    valid = root / "valid-000000.npz"
+    arrays = dict(np.load(valid))
+    arrays["labels"] = arrays["labels"][::-1].copy()  # the same items, other labels
+    np.savez(valid, **arrays)
+    assert probe(root, tmp_path / "out") == 2
+    assert error_line(capsys) == (
+        f"{valid}: differs from what index.json records (labels: another digest)"
+    )
+    valid.unlink()
+    assert probe(root, tmp_path / "out") == 2
+    assert error_line(capsys) == f"{valid}: listed in {root / 'index.json'} but missing"
+
+
+def test_a_version_1_store_is_refused_with_what_to_do(tmp_path, capsys):
+    root = toy_store(tmp_path / "emb")
+    index = json.loads((root / "index.json").read_text())
+    index["format_version"] = 1
+    for split in index["splits"].values():
+        split["parts"] = [part["name"] for part in split["parts"]]
+    (root / "index.json").write_text(json.dumps(index))
+    assert probe(root, tmp_path / "out") == 2
+    assert error_line(capsys) == (
+        f"{root / 'index.json'}: format_version 1 lists its parts without digests: rerun the "
+        "same `python -m lit_mrl embed` command to update it (nothing is embedded again)"
+    )
+
+
+@pytest.fixture
+def six_tracks(tmp_path):
+    """Six tracks in two hand-made shards (no labels)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tar(data / "x-test-000000.tar", members(("a", 1), ("b", 2), ("c", 3)))
+    write_tar(data / "x-test-000001.tar", members(("d", 4), ("e", 5), ("f", 6)))
+    write_info(data, {"test": ["x-test-000000.tar", "x-test-000001.tar"]}, {"test": [3, 3]})
+    return data
+
+
+def embed(checkpoint, data, out, *extra):
+    args = ["embed", "--checkpoint", checkpoint, "--input", data, "--out", out,
+            "--num_workers", 0, "--trainer.accelerator", "cpu", *extra]  # fmt: skip
+    return main(list(map(str, args)))
+
+
+def test_a_resumed_embed_adopts_the_parts_a_killed_run_wrote_and_nothing_else(
+    tiny_checkpoint, six_tracks, tmp_path, capsys, monkeypatch
+):
+    from lit_mrl.data.embeddings import PartWriter, load_split, read_index
+
+    out = tmp_path / "emb"
+    flush = PartWriter.flush
+
+    def killed_after_two_parts(self):
+        if self.next_index == 2:
+            raise KeyboardInterrupt  # as kill -9 would: nothing after this runs
+        return flush(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PartWriter, "flush", killed_after_two_parts)
+        assert embed(tiny_checkpoint, six_tracks, out, "--part_size", 2) == 130
+    assert read_index(out).splits == {}  # the index lists nothing yet; the journal does
+    assert sorted(p.name for p in out.glob("*.npz")) == ["test-000000.npz", "test-000001.npz"]
+    stray = out / "test-000007.npz"  # not this run's: a copy under a part's name
+    stray.write_bytes((out / "test-000000.npz").read_bytes())
+    journal = out / "parts.jsonl"
+    first = json.loads(journal.read_text().splitlines()[0])
+    unrenamed = {**first, "name": "test-000002.npz"}  # killed between journal and rename
+    with open(journal, "a") as file:
+        file.write(json.dumps(unrenamed) + '\n{"split": "test", "na')  # and a line cut short
+    capsys.readouterr()
+    assert embed(tiny_checkpoint, six_tracks, out, "--part_size", 2) == 0
+    assert "test: 4 tracks already embedded (skipped), 2 to embed" in capsys.readouterr().out
+    index = read_index(out)
+    assert [p.name for p in index.splits["test"].parts] == [
+        "test-000000.npz", "test-000001.npz", "test-000008.npz"
+    ]  # fmt: skip
+    assert not list(out.glob("parts*.jsonl"))
+    with pytest.warns(UserWarning, match="not listed in"):
+        data = load_split(out, "test")
+    assert sorted(data.keys) == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_embed_never_writes_a_non_finite_embedding(
+    tiny_checkpoint, six_tracks, tmp_path, capsys, monkeypatch
+):
+    from lit_mrl.data.embeddings import load_split
+    from lit_mrl.embed.extractor import TimelineEmbedder
+
+    encode, calls = TimelineEmbedder.encode, []
+
+    def overflowing_on_track_c(self, windows):
+        calls.append(len(windows))
+        emb = encode(self, windows)
+        return emb * np.inf if len(calls) == 3 else emb  # batch 3 = track c's window
+
+    monkeypatch.setattr(TimelineEmbedder, "encode", overflowing_on_track_c)
+    out = tmp_path / "emb"
+    assert embed(tiny_checkpoint, six_tracks, out, "--batch_windows", 1) == 1
+    (error,) = map(json.loads, (out / "errors.jsonl").read_text().splitlines())
+    assert error == {"split": "test", "key": "c", "lost": 1,
+                     "error": "non-finite embedding (NaN or Inf in 1 of 1 windows)"}  # fmt: skip
+    assert sorted(load_split(out, "test").keys) == ["a", "b", "d", "e", "f"]
+    assert "1 tracks failed" in capsys.readouterr().out
+
+
+def test_embed_updates_a_version_1_store_without_embedding_again(
+    tiny_checkpoint, six_tracks, tmp_path, capsys
+):
+    from lit_mrl.data.embeddings import read_index
+
+    out = tmp_path / "emb"
+    assert embed(tiny_checkpoint, six_tracks, out) == 0
+    current = json.loads((out / "index.json").read_text())
+    old = {**current, "format_version": 1}
+    old["splits"] = {"test": {"num_samples": 6, "parts": ["test-000000.npz"]}}
+    (out / "index.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    assert embed(tiny_checkpoint, six_tracks, out) == 0
+    assert "test: 6 tracks already embedded (skipped), 0 to embed" in capsys.readouterr().out
+    assert json.loads((out / "index.json").read_text()) == current
+    assert read_index(out).splits["test"].num_samples == 6

@@ -8,7 +8,6 @@ embeddings and labels are read (never the timelines), so memory is about N x D.
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lit_mrl.data.embeddings import existing_parts, load_split, part_name, read_index, write_part
+from lit_mrl.data.embeddings import EmbeddingIndex, append_part, load_split, read_index
 from lit_mrl.errors import UsageError
 
 
@@ -106,7 +105,7 @@ class EmbeddingDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.root = Path(root)
-        self.index: dict[str, Any] = read_index(root)
+        self.index: EmbeddingIndex = read_index(root)
         self.batch_size = batch_size
         self.seed = seed
         self.num_workers = num_workers
@@ -120,17 +119,17 @@ class EmbeddingDataModule(L.LightningDataModule):
     @property
     def embed_dim(self) -> int:
         """Embedding size D."""
-        return int(self.index["embed_dim"])
+        return self.index.embed_dim
 
     @property
     def task(self) -> str:
         """The folder's task type: ``multilabel``, ``multiclass`` or ``regression``."""
-        return self.index["task"]
+        return self.index.task
 
     @property
     def vocabulary(self) -> list[str]:
         """Label (or regression output) names in class-index order."""
-        return list(self.index["vocabulary"])
+        return list(self.index.vocabulary)
 
     def load(self, stage: str) -> EmbeddingTensors:
         """The in-memory embeddings of ``stage`` (``train``, ``val`` or ``test``).
@@ -144,7 +143,7 @@ class EmbeddingDataModule(L.LightningDataModule):
                 raise UsageError(
                     f"{self.root} has no embeddings of split {split!r} (the {stage} split)"
                 )
-            data = load_split(self.root, split)
+            data = load_split(self.root, split, index=self.index)
             embeddings = torch.from_numpy(data.embeddings)
             labels = labels_tensor(data.labels, self.task)
             if stage == "train":
@@ -173,7 +172,7 @@ class EmbeddingDataModule(L.LightningDataModule):
         """Per-dimension mean and std of the training ``embeddings`` or ``targets``."""
         cached = self._stats if what == "embeddings" else self._target_stats
         if cached is None:
-            train = load_split(self.root, self.splits["train"])
+            train = load_split(self.root, self.splits["train"], index=self.index)
             values = train.embeddings if what == "embeddings" else train.labels
             std, mean = torch.std_mean(torch.from_numpy(values).float(), dim=0)
             cached = (mean, std.clamp_min(1e-6))  # constant dimensions stay 0
@@ -184,8 +183,9 @@ class EmbeddingDataModule(L.LightningDataModule):
         return cached
 
     def has_split(self, stage: str) -> bool:
-        """Whether the folder holds the split used for ``stage``."""
-        return bool(existing_parts(self.root, self.splits[stage]))
+        """Whether the folder's index lists parts of the split used for ``stage``."""
+        split = self.index.splits.get(self.splits[stage])
+        return split is not None and bool(split.parts)
 
     def _loader(self, dataset: EmbeddingTensors, sampler: Sampler[Tensor]) -> DataLoader:
         # batch_size=None: the sampler yields whole index batches, the dataset slices them.
@@ -241,8 +241,9 @@ def write_arrays(
 ) -> Path:
     """Store precomputed track embeddings (made elsewhere, or synthetic) as one split part.
 
-    Each track gets a one-window timeline equal to its embedding. Write ``index.json``
-    with :func:`lit_mrl.data.embeddings.write_index` beside it.
+    Each track gets a one-window timeline equal to its embedding. The part is listed in
+    ``index.json`` (:func:`lit_mrl.data.embeddings.append_part`); complete the index's
+    other fields with :func:`lit_mrl.data.embeddings.write_index`, before or after.
 
     Args:
         root: embeddings folder.
@@ -260,4 +261,4 @@ def write_arrays(
         {"key": key, "embedding": emb, "label": label, "timeline": emb[None], "timestamps": [0.0]}
         for key, emb, label in zip(keys, embeddings, labels, strict=True)
     ]
-    return write_part(root, part_name(split, len(existing_parts(root, split))), rows)
+    return Path(root) / append_part(root, split, rows).name

@@ -3,7 +3,8 @@
 A folder per (embedding model, dataset)::
 
     embeddings/gtzan/
-        index.json              # embed_dim, task, vocabulary, windowing, fingerprint, splits
+        index.json              # embed_dim, task, vocabulary, windowing, fingerprint, and
+                                # every part of every split with its counts and digests
         train-000000.npz        # keys, track embeddings, labels, timeline, timestamps
         train-000001.npz
         train-r001-000000.npz   # parts written by rank 1 of a multi-process run
@@ -19,14 +20,20 @@ extraction resumes from the parts that exist. Arrays of a part:
   ``offsets`` ``(N + 1,)`` int64 first row of each track, ``timestamps`` ``(W,)``
   window centres in seconds.
 
-Readers load only the arrays they need: track embeddings and labels are about
-``N x D``, while the timelines of long tracks are many times larger.
+Only the parts ``index.json`` lists are read (:mod:`lit_mrl.data.embedding_index`): a
+part on disk it does not list is ignored with a warning naming it; a listed part that is
+missing, whose arrays differ from their digests or whose arrays disagree in length is an
+error naming it; so are embeddings that are not ``(N, D)`` or not finite, and labels that
+do not fit the task. Readers load only the arrays they need (and check only those):
+track embeddings and labels are about ``N x D``, while the timelines of long tracks are
+many times larger.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import hashlib
+import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +41,32 @@ from typing import Any
 
 import numpy as np
 
-from lit_mrl.data.files import atomic_file, atomic_write
-from lit_mrl.data.info import TASKS
+from lit_mrl.data.embedding_checks import check_lengths, check_values
+from lit_mrl.data.embedding_index import (
+    FORMAT_VERSION,
+    INDEX_NAME,
+    PART_ARRAYS,
+    TIMELINE_ARRAYS,
+    TRACK_ARRAYS,
+    EmbeddingIndex,
+    PartEntry,
+    SplitEntry,
+    append_journal,
+    part_name,
+    part_pattern,
+    read_index,
+    read_journals,
+    read_raw_index,
+    record_parts,
+    write_index,
+)
+from lit_mrl.data.files import atomic_file
 
-FORMAT_VERSION = 1
-INDEX_NAME = "index.json"
-TRACK_ARRAYS = ("keys", "embeddings", "labels")
-TIMELINE_ARRAYS = ("timeline", "offsets", "timestamps")
+__all__ = [
+    "FORMAT_VERSION", "INDEX_NAME", "EmbeddingIndex", "EmbeddingSet", "PartEntry", "PartWriter",
+    "SplitEntry", "append_part", "done_keys", "existing_parts", "iter_timelines", "load_split", "part_name",
+    "read_index", "read_part", "record_parts", "write_index", "write_part",
+]  # fmt: skip
 
 
 @dataclass
@@ -73,47 +99,32 @@ class EmbeddingSet:
         return self.timeline[lo:hi], self.timestamps[lo:hi]
 
 
-def part_name(split: str, index: int, writer: str | None = None) -> str:
-    """File name of part ``index`` of ``split`` (``writer`` names a rank's own series)."""
-    middle = "" if writer is None else f"{writer}-"
-    return f"{split}-{middle}{index:06d}.npz"
-
-
-def _part_pattern(split: str) -> re.Pattern[str]:
-    return re.compile(re.escape(split) + r"-(?:(r\d{3})-)?(\d{6})\.npz")
-
-
 def existing_parts(root: str | Path, split: str) -> list[Path]:
-    """Complete parts of ``split`` on disk, of every writer, in name order.
+    """Part files of ``split`` on disk, of every writer, in name order, listed or not.
 
     Temporary files and anything not named like a part are ignored.
     """
-    pattern = _part_pattern(split)
+    pattern = part_pattern(split)
     return [p for p in sorted(Path(root).glob(f"{split}-*.npz")) if pattern.fullmatch(p.name)]
 
 
-def part_writer(path: Path, split: str) -> str | None:
-    """The writer series of a part file (``None`` for the plain series)."""
-    match = _part_pattern(split).fullmatch(path.name)
+def part_writer(name: str, split: str) -> str | None:
+    """The writer series of a part file name (``None`` for the plain series)."""
+    match = part_pattern(split).fullmatch(name)
     return match.group(1) if match else None
 
 
-def write_part(root: str | Path, name: str, rows: list[dict[str, Any]]) -> Path:
-    """Write one part atomically.
+def array_digest(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes (what ``np.load`` gives back)."""
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
-    Args:
-        root: embeddings folder (created).
-        name: file name, see :func:`part_name`.
-        rows: one dict per track: ``key`` (str), ``embedding`` ``(D,)``, ``label``
-            (array), ``timeline`` ``(T_i, D)``, ``timestamps`` ``(T_i,)``.
 
-    Returns:
-        The path of the written part.
-    """
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+def part_arrays(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The arrays of a part of ``rows`` (see :func:`write_part`)."""
     lengths = [len(r["timestamps"]) for r in rows]
-    arrays = {
+    return {
         "keys": np.array([r["key"] for r in rows], dtype=str),
         "embeddings": np.stack([r["embedding"] for r in rows]).astype(np.float32),
         "labels": np.stack([np.asarray(r["label"]) for r in rows]),
@@ -121,51 +132,137 @@ def write_part(root: str | Path, name: str, rows: list[dict[str, Any]]) -> Path:
         "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         "timestamps": np.concatenate([r["timestamps"] for r in rows]).astype(np.float32),
     }
-    path = root / name
+
+
+def part_entry(name: str, arrays: dict[str, np.ndarray]) -> PartEntry:
+    """The index entry of a part of ``arrays`` named ``name``."""
+    digests = {key: array_digest(arrays[key]) for key in PART_ARRAYS}
+    return PartEntry(name, len(arrays["keys"]), len(arrays["timeline"]), digests)
+
+
+def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as file:
         np.savez(file, **arrays)
-    return path
 
 
-def read_part(path: str | Path, arrays: tuple[str, ...] = TRACK_ARRAYS) -> dict[str, np.ndarray]:
-    """The named arrays of one part (others are never read from disk).
+def write_part(root: str | Path, name: str, rows: list[dict[str, Any]]) -> PartEntry:
+    """Write one part atomically; returns its index entry (not recorded anywhere yet).
+
+    Args:
+        root: embeddings folder (created).
+        name: file name, see :func:`part_name`.
+        rows: one dict per track: ``key`` (str), ``embedding`` ``(D,)``, ``label``
+            (array), ``timeline`` ``(T_i, D)``, ``timestamps`` ``(T_i,)``.
+    """
+    arrays = part_arrays(rows)
+    _save(Path(root) / name, arrays)
+    return part_entry(name, arrays)
+
+
+def append_part(root: str | Path, split: str, rows: list[dict[str, Any]]) -> PartEntry:
+    """Write ``rows`` as the next part of ``split`` and list it in ``root/index.json``.
+
+    For one writer at a time (tests, tools); complete the index's other fields with
+    :func:`write_index`, before or after.
+    """
+    taken = [int(p.name[-10:-4]) for p in existing_parts(root, split)
+             if part_writer(p.name, split) is None]  # fmt: skip
+    entry = write_part(root, part_name(split, max(taken, default=-1) + 1), rows)
+    record_parts(root, split, [entry])
+    return entry
+
+
+def read_part(
+    path: str | Path, arrays: tuple[str, ...] = TRACK_ARRAYS, entry: PartEntry | None = None
+) -> dict[str, np.ndarray]:
+    """The named arrays of one part (others are never read from disk), checked.
+
+    Args:
+        path: the part.
+        arrays: which arrays to read.
+        entry: the part's index entry: each array read must match its digest and counts.
 
     Raises:
-        ValueError: naming the part, if it is not a readable ``.npz`` of plain arrays or
-            lacks an array.
+        ValueError: naming the part, if it is not a readable ``.npz`` of plain arrays,
+            lacks an array, its arrays disagree in length or differ from ``entry``.
     """
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [name for name in arrays if name not in data.files]
             if missing:
                 raise ValueError(f"{path}: not an embeddings part (no {', '.join(missing)})")
-            return {name: data[name] for name in arrays}
-    except (OSError, EOFError) as err:
+            result = {name: data[name] for name in arrays}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        if str(err).startswith(str(path)):
+            raise
         raise ValueError(f"{path}: not a readable embeddings part ({err})") from err
+    if entry is not None:
+        changed = [k for k in arrays if array_digest(result[k]) != entry.digests[k]]
+        if changed:
+            raise ValueError(
+                f"{path}: differs from what index.json records ({', '.join(changed)}: "
+                "another digest)"
+            )
+    check_lengths(Path(path), result, entry)
+    return result
 
 
-def done_keys(root: str | Path, split: str) -> set[str]:
-    """Keys already embedded for ``split`` (for resuming)."""
-    return {k for path in existing_parts(root, split) for k in read_part(path, ("keys",))["keys"]}
+def listed_parts(
+    root: str | Path, split: str, index: EmbeddingIndex
+) -> list[tuple[Path, PartEntry]]:
+    """The parts of ``split`` that ``index`` lists, with their paths.
+
+    A part file on disk that the index does not list is ignored, with a warning.
+
+    Raises:
+        FileNotFoundError: ``index`` lists no part of ``split``.
+        ValueError: naming a listed part that is missing.
+    """
+    root = Path(root)
+    entries = index.splits[split].parts if split in index.splits else []
+    if not entries:
+        raise FileNotFoundError(f"no embeddings of split {split!r} under {root}")
+    names = {entry.name for entry in entries}
+    for path in existing_parts(root, split):
+        if path.name not in names:
+            warnings.warn(f"{path}: not listed in {root / INDEX_NAME}, ignored", stacklevel=3)
+    paths = [(root / entry.name, entry) for entry in entries]
+    for path, _ in paths:
+        if not path.is_file():
+            raise ValueError(f"{path}: listed in {root / INDEX_NAME} but missing")
+    return paths
 
 
-def load_split(root: str | Path, split: str, timeline: bool = False) -> EmbeddingSet:
-    """Read the track embeddings and labels of every part of ``split``.
+def load_split(
+    root: str | Path, split: str, timeline: bool = False, index: EmbeddingIndex | None = None
+) -> EmbeddingSet:
+    """Read the track embeddings and labels of every part of ``split`` that the index lists.
 
     Args:
         root: embeddings folder.
         split: split name.
         timeline: also load every window embedding and timestamp (large for long
             tracks; :func:`iter_timelines` reads them one part at a time instead).
+        index: ``root``'s index, if already read.
 
     Raises:
-        FileNotFoundError: no part of ``split`` exists under ``root``.
+        FileNotFoundError: no part of ``split`` is listed.
+        ValueError: naming the part: missing, changed, inconsistent, or not finite (see
+            :func:`read_part`, :func:`check_values`), or a key in two parts.
     """
-    paths = existing_parts(root, split)
-    if not paths:
-        raise FileNotFoundError(f"no embeddings of split {split!r} under {root}")
+    index = index if index is not None else read_index(root)
     names = TRACK_ARRAYS + (TIMELINE_ARRAYS if timeline else ())
-    parts = [read_part(p, names) for p in paths]
+    parts = []
+    seen: dict[str, Path] = {}
+    for path, entry in listed_parts(root, split, index):
+        part = read_part(path, names, entry)
+        check_values(path, part, index)
+        for key in part["keys"].tolist():
+            if key in seen:
+                raise ValueError(f"{path}: key {key!r} is also in {seen[key].name}")
+            seen[key] = path
+        parts.append(part)
     result = EmbeddingSet(
         keys=[k for p in parts for k in p["keys"].tolist()],
         embeddings=np.concatenate([p["embeddings"] for p in parts]),
@@ -181,57 +278,66 @@ def load_split(root: str | Path, split: str, timeline: bool = False) -> Embeddin
     return result
 
 
-def iter_timelines(root: str | Path, split: str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """``(key, (T_i, D) window embeddings, (T_i,) timestamps)`` per track, one part in memory."""
-    for path in existing_parts(root, split):
-        part = read_part(path, ("keys", *TIMELINE_ARRAYS))
+def iter_timelines(
+    root: str | Path, split: str, index: EmbeddingIndex | None = None
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """``(key, (T_i, D) window embeddings, (T_i,) timestamps)`` per track, one part in memory.
+
+    Only listed parts are read, each checked as :func:`load_split` checks it.
+    """
+    index = index if index is not None else read_index(root)
+    for path, entry in listed_parts(root, split, index):
+        part = read_part(path, ("keys", *TIMELINE_ARRAYS), entry)
+        check_values(path, part, index)
         offsets = part["offsets"]
         for i, key in enumerate(part["keys"].tolist()):
             lo, hi = offsets[i], offsets[i + 1]
             yield key, part["timeline"][lo:hi], part["timestamps"][lo:hi]
 
 
-def write_index(root: str | Path, index: dict[str, Any]) -> None:
-    """Write ``index.json`` atomically (``format_version`` is added)."""
-    text = json.dumps({"format_version": FORMAT_VERSION, **index}, indent=2) + "\n"
-    atomic_write(Path(root) / INDEX_NAME, text.encode())
-
-
-def read_index(root: str | Path) -> dict[str, Any]:
-    """Read and check ``index.json``: ``embed_dim``, ``task``, ``vocabulary``, ``splits``, ...
+def done_keys(root: str | Path, parts: list[PartEntry]) -> set[str]:
+    """Keys of the given parts of ``root`` (to resume), each part's keys checked.
 
     Raises:
-        FileNotFoundError: naming the missing file.
-        ValueError: naming the file and the field that is wrong.
+        ValueError: naming a part that is missing or differs from its entry.
     """
-    path = Path(root) / INDEX_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `python -m lit_mrl embed` first")
-    try:
-        index = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from err
-    checks = {
-        "embed_dim": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-        "task": lambda v: v in TASKS,
-        "vocabulary": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-    }
-    if not isinstance(index, dict):
-        raise ValueError(f"{path} is not a JSON object")
-    for field, ok in checks.items():
-        if field not in index or not ok(index[field]):
-            raise ValueError(f"{path}: field {field!r} is missing or invalid")
-    if not isinstance(index.setdefault("splits", {}), dict):
-        raise ValueError(f"{path}: field 'splits' is not an object")
-    if index.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: format_version {index.get('format_version')!r} is not {FORMAT_VERSION}"
-        )
-    return index
+    keys: set[str] = set()
+    for entry in parts:
+        path = Path(root) / entry.name
+        if not path.is_file():
+            raise ValueError(f"{path}: listed in {Path(root) / INDEX_NAME} but missing")
+        keys.update(read_part(path, ("keys",), entry)["keys"].tolist())
+    return keys
+
+
+def upgrade_index(root: str | Path) -> EmbeddingIndex | None:
+    """A version-1 ``index.json`` as a current one: its listed parts, with digests.
+
+    Version 1 listed part names only; the parts it lists that exist are read whole once
+    to make their entries (what version-1 readers trusted). ``None`` if ``root`` holds no
+    version-1 index. Nothing is written.
+    """
+    raw = read_raw_index(root)
+    if raw.get("format_version") != 1:
+        return None
+    splits = {}
+    for split, listed in (raw.get("splits") or {}).items():
+        names = listed.get("parts", []) if isinstance(listed, dict) else []
+        entries = []
+        for name in names:
+            path = Path(root) / str(name)
+            if part_pattern(split).fullmatch(str(name)) and path.is_file():
+                entries.append(part_entry(path.name, read_part(path, PART_ARRAYS)))
+        splits[split] = {"parts": [entry.to_dict() for entry in entries]}
+    return EmbeddingIndex.from_dict({**raw, "splits": splits}, str(Path(root) / INDEX_NAME))
 
 
 class PartWriter:
     """Collects embedded tracks of one split into parts of ``part_size`` tracks.
+
+    Each part is recorded in the writer's journal before it gets its final name (see
+    :mod:`lit_mrl.data.embedding_index`); the run that finishes merges the journals into
+    ``index.json``.
 
     Args:
         root: embeddings folder.
@@ -244,23 +350,30 @@ class PartWriter:
         self, root: str | Path, split: str, part_size: int, writer: str | None = None
     ) -> None:
         self.root, self.split, self.part_size, self.writer = Path(root), split, part_size, writer
-        mine = [p for p in existing_parts(root, split) if part_writer(p, split) == writer]
-        # after parts were deleted by hand the numbers have gaps: continue after the last
-        self.next_index = int(mine[-1].name[-10:-4]) + 1 if mine else 0
+        names = [p.name for p in existing_parts(root, split)]
+        names += [e.name for e in read_journals(root).get(split, [])]
+        mine = [int(n[-10:-4]) for n in names if part_writer(n, split) == writer]
+        # a number once used (on disk, or journalled by a run killed before the rename,
+        # or deleted by hand) is never used again: continue after the last
+        self.next_index = max(mine, default=-1) + 1
         self.rows: list[dict[str, Any]] = []
         self.written = 0
 
-    def add(self, row: dict[str, Any]) -> Path | None:
+    def add(self, row: dict[str, Any]) -> PartEntry | None:
         """Buffer one track; returns the part written when it filled one."""
         self.rows.append({**row, "label": np.asarray(row["label"])})
         return self.flush() if len(self.rows) >= self.part_size else None
 
-    def flush(self) -> Path | None:
+    def flush(self) -> PartEntry | None:
         """Write the buffered tracks as the next part (nothing when empty)."""
         if not self.rows:
             return None
-        path = write_part(self.root, part_name(self.split, self.next_index, self.writer), self.rows)
+        arrays = part_arrays(self.rows)
+        entry = part_entry(part_name(self.split, self.next_index, self.writer), arrays)
+        self.root.mkdir(parents=True, exist_ok=True)
+        append_journal(self.root, self.writer, self.split, entry)  # before the rename
+        _save(self.root / entry.name, arrays)
         self.next_index += 1
         self.written += len(self.rows)
         self.rows = []
-        return path
+        return entry

@@ -6,12 +6,15 @@ windows of many tracks into fixed-size encoder batches (:mod:`lit_mrl.embed.extr
 Output is the format of :mod:`lit_mrl.data.embeddings`: parts per split plus
 ``index.json``.
 
-A rerun resumes: tracks already in complete parts are skipped. ``index.json`` holds a
-fingerprint of the weights (and the windowing and input), so a rerun with another
-checkpoint, other settings or another input refuses to mix its embeddings with the old
-ones; ``--overwrite`` starts over. One run at a time may write a folder (a lock).
-Tracks that cannot be used (undecodable, NaN/Inf, empty, unknown labels, samples lost
-in a truncated shard) are listed in ``errors.jsonl`` and make the exit code 1.
+A rerun resumes: tracks already in recorded parts are skipped (parts ``index.json``
+lists, and those a run killed before it finished recorded in its journals; see
+:mod:`lit_mrl.data.embedding_index`). ``index.json`` holds a fingerprint of the weights
+(and the windowing and input), so a rerun with another checkpoint, other settings or
+another input refuses to mix its embeddings with the old ones; ``--overwrite`` starts
+over. One run at a time may write a folder (a lock). Tracks that cannot be used
+(undecodable, NaN/Inf audio, a NaN/Inf embedding, empty, unknown labels, samples lost in
+a truncated or changed shard) are listed in ``errors.jsonl`` and make the exit code 1;
+they are never written.
 
 Many devices and nodes: ``--trainer.devices N`` (and ``--trainer.num_nodes``) runs N
 processes through Lightning Fabric, which also picks up ``torchrun`` and SLURM launches.
@@ -101,7 +104,7 @@ def embed(
     """
     import torch
 
-    from lit_mrl.data.embeddings import write_index
+    from lit_mrl.data.embeddings import EmbeddingIndex
     from lit_mrl.data.files import lock_dir
     from lit_mrl.embed.extractor import TimelineEmbedder
     from lit_mrl.embed.models import load_audio_encoder
@@ -127,10 +130,7 @@ def embed(
         audio_encoder, window_seconds, hop_seconds, batch_windows, fabric.device, bf16,
         chunk_seconds,
     )  # fmt: skip
-    index = {
-        "embed_dim": embedder.embed_dim,
-        "task": source.task,
-        "vocabulary": source.vocabulary,
+    settings = {
         "sample_rate": embedder.sample_rate,
         "window_seconds": window_seconds,
         "hop_seconds": hop_seconds,
@@ -138,25 +138,27 @@ def embed(
         "input_kind": source.kind,
         **made_by,
     }
+    index = EmbeddingIndex(embedder.embed_dim, source.task, source.vocabulary, {}, settings)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     rank, world = fabric.global_rank, fabric.world_size
     with lock_dir(folder, f"embed.r{rank:03d}", "another `python -m lit_mrl embed`"):
         if overwrite:  # rank 0 clears the folder while the others wait
             if rank == 0:
-                index["splits"] = prepare_output(folder, index, overwrite=True)
-            fabric.barrier()
+                index.splits = prepare_output(folder, index, overwrite=True)
         else:  # every rank checks (the same answer everywhere: no rank waits on a failed one)
-            index["splits"] = prepare_output(folder, index, overwrite=False)
+            index.splits = prepare_output(folder, index, overwrite=False)
+        fabric.barrier()  # every rank has read the folder before rank 0 rewrites its index
         if rank == 0:
-            write_index(folder, index)  # the fingerprint, before any part is written
+            start_index(folder, index)
+        fabric.barrier()  # before any rank journals a part
         share = Share(rank, world, num_workers, part_size)
-        failed = run_splits(embedder, source, wanted, folder, share)
+        failed = run_splits(embedder, source, wanted, folder, share, index.splits)
         fabric.barrier()  # every rank's parts are written
         total = fabric.all_reduce(torch.tensor(failed, device=fabric.device), reduce_op="sum")
         failed = int(total)
         if rank == 0:
-            finish_index(folder, index, wanted, world)
+            finish_index(folder, index, world)
     if rank == 0:
         report = f"; {failed} tracks failed, listed in {folder / ERRORS_NAME}" if failed else ""
         print(f"wrote {folder / 'index.json'}{report}")
@@ -219,14 +221,33 @@ class Share:
         return ERRORS_NAME if self.world == 1 else f"errors.r{self.rank:03d}.jsonl"
 
 
-def finish_index(folder: Path, index: dict[str, Any], splits: list[str], world: int) -> None:
-    """Rank 0, after every rank is done: the splits' parts and counts, one error list."""
-    from lit_mrl.data.embeddings import done_keys, existing_parts, write_index
+def start_index(folder: Path, index: Any) -> None:
+    """Rank 0, before any part is written: the fingerprint and the parts kept, no journals.
 
-    for split in splits:
-        parts = [p.name for p in existing_parts(folder, split)]
-        index["splits"][split] = {"num_samples": len(done_keys(folder, split)), "parts": parts}
+    The old journals' parts that were kept are in the index now, the others must stay out
+    of it: deleting the journals leaves the next ones to hold only this run's parts.
+    """
+    from lit_mrl.data.embedding_index import journals
+    from lit_mrl.data.embeddings import write_index
+
     write_index(folder, index)
+    for path in journals(folder):
+        path.unlink()
+
+
+def finish_index(folder: Path, index: Any, world: int) -> None:
+    """Rank 0, after every rank is done: every recorded part in the index, one error list.
+
+    The journals are deleted once the index lists their parts (if this is cut short, the
+    next run merges them again: a part is listed once, by name).
+    """
+    from lit_mrl.data.embedding_index import journals, recorded_parts
+    from lit_mrl.data.embeddings import write_index
+
+    index.splits = recorded_parts(folder, index)
+    write_index(folder, index)
+    for path in journals(folder):
+        path.unlink()
     if world > 1:
         ranks = sorted(folder.glob("errors.r[0-9][0-9][0-9].jsonl"))
         (folder / ERRORS_NAME).write_text("".join(p.read_text() for p in ranks))
@@ -234,40 +255,79 @@ def finish_index(folder: Path, index: dict[str, Any], splits: list[str], world: 
             path.unlink()
 
 
-def prepare_output(folder: Path, index: dict[str, Any], overwrite: bool) -> dict[str, Any]:
-    """The ``splits`` already in ``folder``, after checking they were made the same way.
+def prepare_output(folder: Path, index: Any, overwrite: bool) -> dict[str, Any]:
+    """The parts already in ``folder`` to keep, after checking they were made the same way.
+
+    Kept: the parts ``index.json`` lists and those a killed run recorded in its journals,
+    if their files exist and their keys match what was recorded; any other part is
+    embedded again (a note says which). A version-1 index is upgraded (its parts get
+    digests).
+
+    Returns:
+        The kept parts per split (:class:`~lit_mrl.data.embedding_index.SplitEntry`).
 
     Raises:
         UsageError: the folder holds embeddings of other weights, settings or input.
     """
-    from lit_mrl.data.embeddings import INDEX_NAME, existing_parts, read_index
+    from lit_mrl.data.embedding_index import journals, recorded_parts
+    from lit_mrl.data.embeddings import INDEX_NAME, read_index, upgrade_index
 
     if overwrite:
-        for path in folder.glob("*.npz"):
+        for path in [*folder.glob("*.npz"), *journals(folder)]:
             path.unlink()
         (folder / INDEX_NAME).unlink(missing_ok=True)
         (folder / ERRORS_NAME).unlink(missing_ok=True)
         return {}
     if not (folder / INDEX_NAME).is_file():
-        stray = [p.name for p in folder.glob("*.npz")]
+        stray = [p.name for p in [*folder.glob("*.npz"), *journals(folder)]]
         if stray:
             raise UsageError(
                 f"{folder} holds embedding parts ({stray[0]}, ...) but no index.json: "
                 "use another --out, or --overwrite to delete them"
             )
         return {}
-    old = read_index(folder)
+    old = upgrade_index(folder) or read_index(folder)
     for name in RESUME_FIELDS:
-        if old.get(name) != index[name]:
+        if old.settings.get(name) != index.settings[name]:
             raise UsageError(
-                f"{folder} holds embeddings made with {name}={old.get(name)!r}, this run has "
-                f"{name}={index[name]!r}: use another --out, or --overwrite to start over"
+                f"{folder} holds embeddings made with {name}={old.settings.get(name)!r}, this "
+                f"run has {name}={index.settings[name]!r}: use another --out, or --overwrite "
+                "to start over"
             )
-    return {s: v for s, v in old["splits"].items() if existing_parts(folder, s)}
+    return keep_intact(folder, recorded_parts(folder, old))
 
 
-def run_splits(embedder: Any, source: Any, splits: list[str], folder: Path, share: Share) -> int:
-    """Embed this rank's share of every split into ``folder``; returns the tracks lost."""
+def keep_intact(folder: Path, splits: dict[str, Any]) -> dict[str, Any]:
+    """``splits`` without the parts whose keys differ from their entries (noted)."""
+    from lit_mrl.data.embedding_index import SplitEntry
+    from lit_mrl.data.embeddings import read_part
+
+    kept = {}
+    for split, entry in splits.items():
+        good = []
+        for part in entry.parts:
+            try:
+                read_part(folder / part.name, ("keys",), part)
+                good.append(part)
+            except ValueError as err:
+                print(f"{err}: its tracks are embedded again (the file is left as it is)")
+        if good:
+            kept[split] = SplitEntry(good)
+    return kept
+
+
+def run_splits(
+    embedder: Any,
+    source: Any,
+    splits: list[str],
+    folder: Path,
+    share: Share,
+    index_splits: dict[str, Any],
+) -> int:
+    """Embed this rank's share of every split into ``folder``; returns the tracks lost.
+
+    ``index_splits``: the parts kept from earlier runs, whose tracks are skipped.
+    """
     from torch.utils.data import DataLoader
 
     from lit_mrl.data.embeddings import PartWriter, done_keys
@@ -275,7 +335,8 @@ def run_splits(embedder: Any, source: Any, splits: list[str], folder: Path, shar
     failed = 0
     with open(folder / share.errors_name, "w") as errors:
         for split in splits:
-            done = done_keys(folder, split)
+            listed = index_splits.get(split)
+            done = done_keys(folder, listed.parts) if listed else set()
             todo = max(source.sizes[split] - len(done), 0)
             mine = todo if share.world == 1 else f"about {todo // share.world}"
             print(f"{split}: {len(done)} tracks already embedded (skipped), {mine} to embed"
@@ -315,9 +376,28 @@ def embed_split(
             yield item
 
     for row in embedder.embed_tracks(counted()):
-        writer.add(row)  # a full part is written at once: a rerun resumes from it
-        embedded += 1
+        problem = non_finite(row)
+        if problem:  # a broken encoder (NaN weights) or an overflow: never written
+            lost += 1
+            errors.write(json.dumps({"split": split, "key": row["key"], "error": problem,
+                                     "lost": 1}) + "\n")  # fmt: skip
+            errors.flush()
+            tqdm.write(f"skipped {row['key']}: {problem}")
+        else:
+            writer.add(row)  # a full part is written at once: a rerun resumes from it
+            embedded += 1
         bar.update()
     writer.flush()
     bar.close()
     return embedded, lost
+
+
+def non_finite(row: dict[str, Any]) -> str | None:
+    """Why a track's embedding cannot be stored (NaN or Inf in a window), or None."""
+    import numpy as np
+
+    windows = np.asarray(row["timeline"])
+    bad = int((~np.isfinite(windows)).reshape(len(windows), -1).any(axis=1).sum())
+    if bad or not np.isfinite(row["embedding"]).all():
+        return f"non-finite embedding (NaN or Inf in {bad} of {len(windows)} windows)"
+    return None

@@ -240,14 +240,15 @@ def _budget(
     )
 
 
-def default_names(root: Path, index: dict[str, Any]) -> tuple[str, str]:
-    """Report names guessed from ``index.json``: (task, embedding model)."""
-    task_name = Path(index["input"]).name if index.get("input") else root.name
-    if index.get("checkpoint"):
-        return task_name, Path(index["checkpoint"]).stem
-    if index.get("model_file"):
-        return task_name, Path(index["model_file"]).stem
-    return task_name, "random-init" if index.get("random_init") else "unknown"
+def default_names(root: Path, index: Any) -> tuple[str, str]:
+    """Report names guessed from ``index.json``'s settings: (task, embedding model)."""
+    made = index.settings
+    task_name = Path(made["input"]).name if made.get("input") else root.name
+    if made.get("checkpoint"):
+        return task_name, Path(made["checkpoint"]).stem
+    if made.get("model_file"):
+        return task_name, Path(made["model_file"]).stem
+    return task_name, "random-init" if made.get("random_init") else "unknown"
 
 
 def run(
