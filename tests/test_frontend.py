@@ -79,3 +79,61 @@ def test_frontend_under_bf16_autocast_stays_float32(audio):
         spec = frontend(x)
     assert spec.dtype == torch.float32
     torch.testing.assert_close(spec, frontend(x))
+
+
+def stft_logmel(frontend: LogMelSpectrogram, audio: torch.Tensor) -> torch.Tensor:
+    """The frontend as it was computed before: torch.stft, then one dense mel product."""
+    stft = frontend.spectrogram(audio)  # (B, n_freqs, 1 + T // hop), complex
+    power = stft.real.square() + stft.imag.square()
+    mel = torch.matmul(power.transpose(-1, -2), frontend.mel_fbank).transpose(-1, -2)
+    return torch.log10(1e4 * mel + 1.0)[..., : frontend.num_frames(audio.shape[-1])]
+
+
+def signals() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(48000) / 16000
+    return {
+        "noise": 0.1 * torch.randn(4, 48000, generator=g),  # 1200 frames: several chunks
+        # 80 dB between the tone and the noise floor: quiet bands next to a loud one
+        "loud tone": 0.9 * torch.sin(2 * torch.pi * 3000 * t)
+        + 1e-4 * torch.randn(2, 48000, generator=g),
+        "half silent": torch.cat(
+            [torch.zeros(2, 24000), 0.5 * torch.randn(2, 24000, generator=g)], 1
+        ),
+        "odd length": 0.1 * torch.randn(3, 17777, generator=g),
+        "one clip, no batch": 0.1 * torch.randn(5000, generator=g),
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"final_frame": True},
+        {"n_fft": 512},
+        {"n_fft": 1024, "win_length": 1024},
+        {"win_length": 401, "hop_length": 100},  # odd window: unequal reflect padding
+        {"n_fft": 1024, "n_mels": 128},
+        {"sample_rate": 22050, "f_max": 11025.0, "win_length": 551, "hop_length": 220},
+    ],
+)
+def test_logmel_equals_the_torch_stft_computation(kwargs):
+    frontend = LogMelSpectrogram(standardize=False, **kwargs)
+    for name, audio in signals().items():
+        ours, reference = frontend.logmel(audio), stft_logmel(frontend, audio)
+        assert ours.shape == reference.shape, name
+        scale = reference.abs().max().item()
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5 * scale, msg=name)
+
+
+def test_mel_blocks_hold_every_filter_weight_and_skip_most_zeros():
+    frontend = LogMelSpectrogram()
+    covered = torch.zeros_like(frontend.mel_fbank, dtype=torch.bool)
+    for first_band, end_band, first_bin, end_bin in frontend.mel_blocks:
+        covered[first_bin:end_bin, first_band:end_band] = True
+    assert covered[frontend.mel_fbank != 0].all()
+    assert covered.float().mean() < 0.15  # 13 % of the dense product's multiply-adds
+
+
+def test_checkpoints_keep_their_frontend_keys():
+    assert list(LogMelSpectrogram().state_dict()) == ["spectrogram.window"]
