@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from lit_mrl.cli.lightning import make_cli
 from lit_mrl.data.embeddings import append_part, write_index
@@ -31,15 +32,25 @@ def test_method_configs_instantiate(config, tiny_shards, monkeypatch):
     assert data.sample_rate == model.sample_rate == 16000
 
 
-@pytest.mark.parametrize("overlay", ["configs/debug.yaml", "configs/encoder/sfnfnet_tiny.yaml"])
+# the F0 rung is the class defaults (tests/test_sfnfnet.py builds every rung)
+ENCODER_OVERLAYS = sorted(
+    str(p.relative_to(CONFIGS.parent))
+    for p in CONFIGS.glob("encoder/*.yaml")
+    if p.stem != "sfnfnet_f0"
+)
+
+
+@pytest.mark.parametrize("overlay", ["configs/debug.yaml", *ENCODER_OVERLAYS])
 def test_overlays_compose(overlay, tiny_shards, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)
     args = ["-c", "configs/pretrain/contrastive.yaml", "-c", overlay, f"--data.root={tiny_shards}"]
     model, data, trainer = instantiate(args)
     assert data.num_views == 2
     assert trainer.max_epochs >= 1
-    if "tiny" in overlay:
-        assert model.audio_encoder.embed_dim == 60
+    if overlay.startswith("configs/encoder/"):
+        rung = yaml.safe_load(Path(overlay).read_text())["model"]["init_args"]["encoder"]
+        widths = rung["init_args"]["slow_widths"][-1] + rung["init_args"]["fast_widths"][-1]
+        assert model.audio_encoder.embed_dim == widths  # the overlay replaced the paper's model
 
 
 @pytest.fixture(scope="module")

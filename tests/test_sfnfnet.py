@@ -1,9 +1,13 @@
+import itertools
 import math
+import re
 import time
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from lit_mrl.models.layers import (
@@ -15,6 +19,8 @@ from lit_mrl.models.layers import (
 )
 from lit_mrl.models.sfnfnet import TINY_ARGS, SFNFNetF0, nf_betas
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+ENCODER_CONFIGS = sorted(CONFIGS.glob("encoder/*.yaml"))
 FULL_PARAMS = 62_345_742
 # Per-part counts of the released Keras model, paper-notes section 1.3.
 PART_PARAMS = {
@@ -257,16 +263,50 @@ def test_tiny_sgd_step_is_fast_and_changes_weights(tiny, spec):
     assert not torch.equal(before, tiny.slow_stem[0].weight)
 
 
-def test_tiny_variant_builds_from_class_path_config():
+def encoder_node(config: Path) -> dict:
+    """The ``class_path``/``init_args`` of the encoder a method config or overlay sets."""
+    return yaml.safe_load(config.read_text())["model"]["init_args"]["encoder"]
+
+
+@pytest.mark.parametrize("config", ENCODER_CONFIGS, ids=lambda path: path.stem)
+def test_encoder_configs_build_the_size_their_header_states(config):
+    """Every rung of the ladder, the paper's 62,345,742-parameter model included."""
     jsonargparse = pytest.importorskip("jsonargparse")
+    header = re.search(r"\(([\d,]+) parameters, embed_dim (\d+)\)", config.read_text())
+    assert header, f"{config.name}: no '(N parameters, embed_dim D)' in the header"
+    params, embed_dim = int(header[1].replace(",", "")), int(header[2])
     parser = jsonargparse.ArgumentParser(exit_on_error=False)
     parser.add_subclass_arguments(nn.Module, "encoder")
-    config = {"class_path": "lit_mrl.models.sfnfnet.SFNFNetF0", "init_args": TINY_ARGS}
-    cfg = parser.parse_object({"encoder": config})
-    encoder = parser.instantiate(cfg).encoder
+    cfg = parser.parse_object({"encoder": encoder_node(config)})
+    with torch.device("meta"):  # shapes only: group sizes and widths must still fit
+        encoder = parser.instantiate(cfg).encoder
+        emb = encoder(torch.empty(2, 96, 300))
     assert isinstance(encoder, SFNFNetF0)
-    assert encoder.embed_dim == 60
-    assert num_params(encoder) == num_params(SFNFNetF0.tiny())
+    assert num_params(encoder) == params
+    assert encoder.embed_dim == embed_dim
+    assert emb.shape == (2, embed_dim)
+
+
+def test_encoder_ladder_grows():
+    rungs = ["tiny", "xs", "s", "m", "f0"]
+    assert sorted(p.stem.removeprefix("sfnfnet_") for p in ENCODER_CONFIGS) == sorted(rungs)
+    with torch.device("meta"):
+        encoders = [
+            SFNFNetF0(**encoder_node(CONFIGS / f"encoder/sfnfnet_{r}.yaml")["init_args"])
+            for r in rungs
+        ]
+    for smaller, larger in itertools.pairwise(encoders):
+        assert num_params(smaller) < num_params(larger)
+        assert smaller.embed_dim < larger.embed_dim
+    assert num_params(encoders[-1]) == FULL_PARAMS
+
+
+def test_tiny_variant_is_the_tiny_config_and_the_demo_encoder():
+    """``SFNFNetF0.tiny()``, ``configs/encoder/sfnfnet_tiny.yaml`` and the demo configs."""
+    tiny = encoder_node(CONFIGS / "encoder/sfnfnet_tiny.yaml")
+    assert tiny["init_args"] == TINY_ARGS
+    for method in ("supervised", "contrastive"):
+        assert encoder_node(CONFIGS / f"demo/{method}.yaml") == tiny, method
 
 
 @pytest.mark.slow
