@@ -15,6 +15,7 @@ the Lightning ``ProbeModule`` and supervised validation report identical numbers
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import TYPE_CHECKING, Literal
 
@@ -69,6 +70,18 @@ def mirex_key_score(pred: Tensor, target: Tensor) -> Tensor:
     score = torch.where(relative, 0.3, score)
     score = torch.where(same_mode & (interval == 7), 0.5, score)
     return torch.where(same_mode & (interval == 0), 1.0, score)
+
+
+BOUNDED_METRICS = ("accuracy", "macro_accuracy", "roc_auc", "pr_auc", "mirex_key")
+
+
+def metric_range(name: str) -> tuple[float, float] | None:
+    """The values metric ``name`` can take (R²: at most 1); None for a metric not ours."""
+    if name in BOUNDED_METRICS:
+        return 0.0, 1.0
+    if name == "r2" or name.startswith("r2_"):
+        return -math.inf, 1.0
+    return None
 
 
 def check_task_metric(task: str, num_outputs: int, metric: str) -> None:

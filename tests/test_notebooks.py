@@ -119,7 +119,7 @@ def demo_out(tmp_path_factory):
         labels = {s: make_labels(rng, task, vocabulary, n) for s, n in SPLITS.items()}
         write_embeddings(out, name, task, vocabulary, labels, rng)
         for score, model in enumerate(MODELS):
-            result = probe_result(name, task, vocabulary, model, 0.4 + 0.2 * score)
+            result = probe_result(name, task, vocabulary, model, 0.4 + 0.15 * score)
             write_results(result, out / "results" / model / name)
             results.append(result)
         if task == "multiclass":
@@ -157,7 +157,7 @@ def test_notebooks_are_committed_without_outputs():
     ("name", "expected"),
     [
         # both CSV logs found, the interval columns read back
-        ("01_results.ipynb", ["'demo-contrastive': 4", "80.0 [75.0, 85.0]"]),
+        ("01_results.ipynb", ["'demo-contrastive': 4", "70.0 [65.0, 75.0]"]),
         ("02_embeddings.ipynb", ["agreement@5", "<audio"]),  # players: the audio was found
     ],
 )

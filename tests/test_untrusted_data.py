@@ -441,3 +441,54 @@ def test_embed_updates_a_version_1_store_without_embedding_again(
     assert "test: 6 tracks already embedded (skipped), 0 to embed" in capsys.readouterr().out
     assert json.loads((out / "index.json").read_text()) == current
     assert read_index(out).splits["test"].num_samples == 6
+
+
+# 4. report
+
+
+def craft_results(folder, test, task_name="mine", model_name="model", task="multiclass"):
+    """A results.json written with json alone (intervals: the same values)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result = {"format_version": 2, "task": task, "task_name": task_name,
+              "model_name": model_name, "metric": "default", "class_names": ["a", "b"],
+              "test": test, "test_low": test, "test_high": test}  # fmt: skip
+    (folder / "results.json").write_text(json.dumps(result))  # NaN / Infinity as Python writes
+    return folder / "results.json"
+
+
+@pytest.mark.parametrize(
+    ("test", "message"),
+    [
+        ({"accuracy": "0.9"}, "field test.accuracy is '0.9', not a number"),
+        ({"accuracy": float("nan")}, "field test.accuracy is nan, not a finite number (undefined is null)"),
+        ({"accuracy": 1e308}, "field test.accuracy is 1e+308, outside the metric's range (0 to 1)"),
+        ({"accuracy": -0.1}, "field test.accuracy is -0.1, outside the metric's range (0 to 1)"),
+        ({"r2": 1.5}, "field test.r2 is 1.5, outside the metric's range (to 1)"),
+        ({"r2": -1e307}, "field test.r2 is -1e+307, too large to report"),
+    ],
+)  # fmt: skip
+def test_report_refuses_a_metric_that_is_not_a_number_in_its_range(tmp_path, capsys, test, message):
+    path = craft_results(tmp_path / "r", test, task="regression" if "r2" in test else "multiclass")
+    assert main(["report", str(tmp_path / "r"), "--out", str(tmp_path / "report.md")]) == 2
+    assert error_line(capsys) == f"{path}: {message}"
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_report_names_with_pipes_and_newlines_keep_the_table_intact(tmp_path, capsys):
+    import csv
+
+    craft_results(tmp_path / "r", {"accuracy": 0.8}, "my|task\nv2", "a|b\\\nmodel")
+    out, table = tmp_path / "report.md", tmp_path / "report.csv"
+    assert main(["report", str(tmp_path / "r"), "--out", str(out), "--csv", str(table)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[2:5] == [
+        "| task | metric | a\\|b\\\\ model |",
+        "|---|---|---:|",
+        "| my\\|task v2 | accuracy | 80.0 ± 0.0 |",
+    ]
+    rows = list(csv.reader(table.read_text().splitlines()))
+    assert rows == [
+        ["task", "metric", "a|b\\ model mean", "a|b\\ model low", "a|b\\ model high"],
+        ["my|task v2", "accuracy", "80.00", "80.00", "80.00"],
+    ]
+    capsys.readouterr()

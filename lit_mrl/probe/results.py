@@ -110,7 +110,48 @@ def read_results(path: str | Path) -> dict[str, Any]:
     for field in ("task", "task_name", "model_name", "test", "test_low", "test_high"):
         if field not in results:
             raise ValueError(f"{path}: field {field!r} is missing")
+    check_fields(path, results)
     return results
+
+
+def check_fields(path: Path, results: dict[str, Any]) -> None:
+    """Refuse fields of another type, and metric values that are not finite or out of range.
+
+    Undefined metrics are ``null`` (how :func:`write_results` stores NaN); any other value
+    must be a finite number in the metric's range (:func:`lit_mrl.metrics.metric_range`:
+    scores in [0, 1], R² at most 1), so no number in a report is silently wrong.
+
+    Raises:
+        ValueError: naming the file and the field.
+    """
+    from lit_mrl.metrics import metric_range
+
+    kinds = {"task": str, "task_name": str, "model_name": str, "metric": str,
+             "test": dict, "test_low": dict, "test_high": dict, "class_names": list}  # fmt: skip
+    for field, kind in kinds.items():
+        if field in results and not isinstance(results[field], kind):
+            raise ValueError(
+                f"{path}: field {field!r} is {results[field]!r}, not a {kind.__name__}"
+            )
+    if not all(isinstance(name, str) for name in results.get("class_names", [])):
+        raise ValueError(f"{path}: field 'class_names' holds something else than names")
+    for part in ("test", "test_low", "test_high"):
+        for metric, value in results[part].items():
+            where = f"{path}: field {part}.{metric}"
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{where} is {value!r}, not a number")
+            if not math.isfinite(value):
+                raise ValueError(f"{where} is {value}, not a finite number (undefined is null)")
+            bounds = metric_range(metric)
+            if bounds and not bounds[0] <= value <= bounds[1]:
+                low = "" if math.isinf(bounds[0]) else f"{bounds[0]:g} "
+                raise ValueError(
+                    f"{where} is {value:g}, outside the metric's range ({low}to {bounds[1]:g})"
+                )
+            if not math.isfinite(100 * value):  # shown x100
+                raise ValueError(f"{where} is {value:g}, too large to report")
 
 
 def log_to_wandb(results: dict[str, Any], out: str | Path, project: str = "lit_mrl") -> None:

@@ -78,6 +78,16 @@ def _cell(result: dict[str, Any] | None, metric: str) -> Cell | None:
     return mean, _x100(result["test_low"].get(metric)), _x100(result["test_high"].get(metric))
 
 
+def one_line(name: str) -> str:
+    """A task or model name on one line: newlines, tabs and runs of spaces become one space."""
+    return " ".join(name.split())
+
+
+def _markdown_text(text: str) -> str:
+    """``text`` inside a markdown table cell: a ``|`` would end the cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
 def build_table(results: list[dict[str, Any]], paper: bool = False) -> Table:
     """Rows in the paper's order (then other tasks by name), one column per model.
 
@@ -91,8 +101,8 @@ def build_table(results: list[dict[str, Any]], paper: bool = False) -> Table:
     tasks: dict[str, dict[str, Any]] = {}  # task -> one of its results
     for result in results:
         # Spellings of one paper task ("mtt", "MagnaTagATune") share a row.
-        task = paper_task(result["task_name"]) or result["task_name"]
-        model = result["model_name"]
+        task = paper_task(result["task_name"]) or one_line(result["task_name"])
+        model = one_line(result["model_name"])
         if (task, model) in found:
             warnings.warn(f"several results for {task} / {model}: the last is used", stacklevel=2)
         found[task, model] = result
@@ -138,7 +148,7 @@ def to_markdown(table: Table, notes: list[str]) -> str:
     the runner-up's (the two are not separated).
     """
     lines = [
-        "| task | metric | " + " | ".join(table.columns) + " |",
+        "| task | metric | " + " | ".join(map(_markdown_text, table.columns)) + " |",
         "|---|---|" + "---:|" * len(table.columns),
     ]
     for i, ((task, metric), cells) in enumerate(zip(table.rows, table.cells, strict=True)):
@@ -146,7 +156,8 @@ def to_markdown(table: Table, notes: list[str]) -> str:
         best, separated = table.best(i)
         if best is not None and table.ours > 1:
             shown[best] = f"**{shown[best]}**" + ("" if separated else " †")
-        lines.append(f"| {task} | {metric_label(metric)} | {' | '.join(shown)} |")
+        row = [_markdown_text(task), metric_label(metric), *shown]
+        lines.append(f"| {' | '.join(row)} |")
     return "\n".join(["# Probe results (test split, x100)", "", *lines, "", *notes]) + "\n"
 
 
