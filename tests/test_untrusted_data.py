@@ -492,3 +492,26 @@ def test_report_names_with_pipes_and_newlines_keep_the_table_intact(tmp_path, ca
         ["my|task v2", "accuracy", "80.00", "80.00", "80.00"],
     ]
     capsys.readouterr()
+
+
+# 5. import_mule's config.json
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nests too deeply to be a config.json"),
+        ("[1, 2]", "is not a JSON object (it holds a list)"),
+        (" " * (2 << 20) + "{}", "is 2,097,154 bytes, not a config.json (those are under 1,048,576 bytes)"),
+        ('{"a": "\udcff"}', "is not JSON: 'utf-8' codec can't decode byte 0xed in position 7: invalid continuation byte"),
+    ],
+    ids=["deep", "list", "huge", "not-utf8"],
+)  # fmt: skip
+def test_import_mule_refuses_a_config_that_is_not_one_in_one_line(tmp_path, capsys, text, message):
+    (tmp_path / "model.safetensors").write_bytes(b"not read: the config is checked first")
+    config = tmp_path / "config.json"
+    config.write_bytes(text.encode("utf-8", "surrogatepass"))
+    out = tmp_path / "mule.ckpt"
+    assert main(["import_mule", str(tmp_path / "model.safetensors"), "--out", str(out)]) == 2
+    assert error_line(capsys) == f"{config} {message}"
+    assert not out.exists()

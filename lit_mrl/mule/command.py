@@ -23,6 +23,7 @@ from lit_mrl.errors import UsageError
 
 WEIGHTS_NAME = "model.safetensors"  # mule-torch's file name inside a model folder
 CONFIG_NAME = "config.json"
+MAX_CONFIG_BYTES = 1 << 20  # mule-torch's is about 1 kB
 PROJECTOR_NOTE = (
     "untrained: MULE's projector (3 x 4096 ReLU) was not released; this one is the "
     "smallest ProjectionHead (no hidden layer, 1 output), seeded, for the module to load"
@@ -103,13 +104,26 @@ def locate(source: str) -> tuple[Path, Path | None]:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """mule-torch's ``config.json`` as a dict."""
+    """mule-torch's ``config.json`` as a dict.
+
+    Raises:
+        UsageError: naming the file: larger than a config (:data:`MAX_CONFIG_BYTES`),
+            not UTF-8 JSON, nested too deeply to parse, or not an object.
+    """
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise UsageError(
+            f"{path} is {size:,} bytes, not a config.json (those are under "
+            f"{MAX_CONFIG_BYTES:,} bytes)"
+        )
     try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        config = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UsageError(f"{path} is not JSON: {err}") from err
+    except RecursionError as err:  # e.g. [[[[...]]]] 100000 deep
+        raise UsageError(f"{path} nests too deeply to be a config.json") from err
     if not isinstance(config, dict):
-        raise UsageError(f"{path} is not a JSON object")
+        raise UsageError(f"{path} is not a JSON object (it holds a {type(config).__name__})")
     return config
 
 
