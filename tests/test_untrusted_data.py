@@ -515,3 +515,28 @@ def test_import_mule_refuses_a_config_that_is_not_one_in_one_line(tmp_path, caps
     assert main(["import_mule", str(tmp_path / "model.safetensors"), "--out", str(out)]) == 2
     assert error_line(capsys) == f"{config} {message}"
     assert not out.exists()
+
+
+# 6. smaller messages
+
+
+@pytest.mark.parametrize("rate", [0, -16000])
+def test_an_info_json_without_a_positive_rate_names_the_field(tmp_path, capsys, rate):
+    write_tar(tmp_path / "x-test-000000.tar", members(("a", 1)))
+    write_info(tmp_path, {"test": ["x-test-000000.tar"]}, {"test": [1]})
+    info = json.loads((tmp_path / "info.json").read_text())
+    (tmp_path / "info.json").write_text(json.dumps({**info, "sample_rate": rate}))
+    args = ["embed", "--checkpoint", str(tmp_path / "none.ckpt"), "--input", str(tmp_path),
+            "--out", str(tmp_path / "emb")]  # fmt: skip
+    assert main(args) == 2
+    assert error_line(capsys) == (
+        f"{tmp_path / 'info.json'} is not a valid dataset info file: field 'sample_rate' is "
+        f"{rate}, not a positive rate in Hz"
+    )
+
+
+def test_a_sample_json_nested_too_deeply_is_a_broken_sample_not_a_crash(tmp_path):
+    shard = tmp_path / "x-train-000000.tar"
+    write_tar(shard, [("a.flac", wav_bytes(1)), ("a.json", b"[" * 100_000 + b"]" * 100_000)])
+    with pytest.raises(ValueError, match=r"sample 'a' has invalid JSON \(maximum recursion"):
+        list(iter_shard(shard))

@@ -207,7 +207,7 @@ def _raw(path: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f"{path} is not valid JSON ({err})") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a JSON object")
@@ -291,6 +291,8 @@ def read_journals(root: str | Path) -> dict[str, list[PartEntry]]:
                 data = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            except RecursionError as err:
+                raise ValueError(f"{path}: line {number} nests too deeply") from err
             split = data.get("split") if isinstance(data, dict) else None
             if not isinstance(split, str):
                 raise ValueError(f"{path}: line {number} names no split")

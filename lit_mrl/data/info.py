@@ -7,6 +7,7 @@ fails with a message naming the file and the field.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,6 +52,9 @@ class SplitInfo:
         )
         if len(info.shards) != len(info.shard_num_samples):
             raise ValueError("'shards' and 'shard_num_samples' differ in length")
+        counts = [info.num_samples, *info.shard_num_samples]
+        if min(counts) < 0 or not 0 <= info.seconds < math.inf:
+            raise ValueError("a count or duration is negative or not finite")
         return info
 
 
@@ -100,15 +104,25 @@ class DatasetInfo:
         if task not in TASKS:
             raise ValueError(f"task {task!r} is not one of {TASKS}")
         splits = _typed(data, "splits", dict)
+        sample_rate = _typed(data, "sample_rate", int)
+        if sample_rate <= 0:
+            raise ValueError(f"field 'sample_rate' is {sample_rate}, not a positive rate in Hz")
         return cls(
             dataset=_typed(data, "dataset", str),
-            sample_rate=_typed(data, "sample_rate", int),
+            sample_rate=sample_rate,
             task=task,
             vocabulary=_typed_list(data, "vocabulary", str),
-            splits={name: SplitInfo.from_dict(split) for name, split in splits.items()},
+            splits={name: _split(name, split) for name, split in splits.items()},
             total_seconds=float(_typed(data, "total_seconds", (int, float))),
             format_version=version,
         )
+
+
+def _split(name: str, data: Any) -> SplitInfo:
+    try:
+        return SplitInfo.from_dict(data)
+    except ValueError as err:
+        raise ValueError(f"split {name!r}: {err}") from err
 
 
 def _typed(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -150,7 +164,7 @@ def read_info(root: str | Path, name: str = INFO_NAME) -> DatasetInfo:
         )
     try:
         return DatasetInfo.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise ValueError(f"{path} is not a valid dataset info file: {err}") from err
 
 

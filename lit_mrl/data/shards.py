@@ -312,7 +312,7 @@ def _make_sample(path: Path, key: str, parts: dict[str, bytes]) -> dict[str, Any
         raise ValueError(f"{path}: sample {key!r} lacks {', '.join(sorted(missing))}")
     try:
         meta = json.loads(parts["json"])
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f"{path}: sample {key!r} has invalid JSON ({err})") from err
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: sample {key!r}: JSON is not an object")

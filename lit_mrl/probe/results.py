@@ -100,7 +100,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
         path = path / RESULTS_NAME
     try:
         results = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f"{path} is not valid JSON ({err})") from err
     if not isinstance(results, dict) or results.get("format_version") != FORMAT_VERSION:
         version = results.get("format_version") if isinstance(results, dict) else None
