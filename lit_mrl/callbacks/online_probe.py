@@ -5,8 +5,12 @@ downstream tasks (centre crops of their shards, held in memory), a closed-form r
 is fitted on each task's training tracks and scored on its evaluation tracks with the
 metrics of :func:`lit_mrl.metrics.score_predictions`, and the primary metric is logged as
 ``online_probe/<task>/<metric>``: a chart of it shows whether pre-training is improving
-what downstream probes can read from the embeddings. It never touches the optimiser and
-leaves the module in the mode it found it in.
+what downstream probes can read from the embeddings. Two bars are scored once, when
+training starts, by the same probe on the same clips, and logged with every probe as
+``<metric>_logmel`` and ``<metric>_random`` (constant series): the trivial log-mel
+baseline (:class:`~lit_mrl.models.LogMelStats`, band means and stds) and the encoder's
+own random initialisation. It never touches the optimiser and leaves the module in the
+mode it found it in.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from lit_mrl.data.info import read_info, shard_paths
 from lit_mrl.data.labels import encode_labels
 from lit_mrl.data.shards import decode_audio, iter_shard
 from lit_mrl.metrics import key_class_map, score_predictions
+from lit_mrl.models import AudioEncoder, LogMelStats
 
 
 @dataclass
@@ -60,6 +65,11 @@ def ridge_predict(train: Tensor, targets: Tensor, test: Tensor, ridge: float) ->
 class OnlineProbe(L.Callback):
     """Fit a ridge probe per downstream task every few epochs and log its score.
 
+    The random-weights bar is the encoder as it was built, before ``init_weights`` or a
+    resumed checkpoint replaced its weights (a copy taken in ``setup``): that is the
+    random initialisation itself, not another draw. When training starts from it, as
+    usual, the before-training probe is that score and nothing is embedded twice.
+
     Args:
         tasks: task name -> shard folder (with ``info.json``) of a labelled downstream set.
         every_n_epochs: probe after every n-th training epoch (and before training).
@@ -90,6 +100,8 @@ class OnlineProbe(L.Callback):
         self.ridge = ridge
         self.batch_size = batch_size
         self._sets: dict[str, _TaskSet] | None = None
+        self._initial_state: dict[str, Tensor] | None = None
+        self._bars: dict[str, float] | None = None
 
     def _load_split(self, root: str, split: str, samples: int) -> tuple[Tensor, Tensor]:
         info = read_info(root)
@@ -133,11 +145,29 @@ class OnlineProbe(L.Callback):
         return sets
 
     @torch.no_grad()
-    def _embed(self, pl_module: L.LightningModule, audio: Tensor) -> Tensor:
+    def _embed(self, audio_encoder: torch.nn.Module, device: torch.device, audio: Tensor) -> Tensor:
         parts = []
         for chunk in audio.split(self.batch_size):
-            parts.append(pl_module.audio_encoder(chunk.to(pl_module.device)).float().cpu())
+            parts.append(audio_encoder(chunk.to(device)).float().cpu())
         return torch.cat(parts).double()
+
+    def _score(self, audio_encoder: torch.nn.Module, device: torch.device) -> dict[str, float]:
+        scores = {}
+        for name, data in self._sets.items():
+            train = self._embed(audio_encoder, device, data.train[0])
+            test = self._embed(audio_encoder, device, data.test[0])
+            labels = data.train[1]
+            if data.task == "multiclass":
+                targets = torch.nn.functional.one_hot(labels, len(data.vocabulary)).double()
+            else:
+                targets = labels.double()
+            preds = ridge_predict(train, targets, test, self.ridge).float()
+            summary, _ = score_predictions(
+                data.task, preds, data.test[1], data.metric, data.vocabulary
+            )
+            metric = _primary(data.task, data.metric)
+            scores[f"online_probe/{name}/{metric}"] = summary[metric]
+        return scores
 
     def probe(self, pl_module: L.LightningModule) -> dict[str, float]:
         """Score every task now; returns ``{"online_probe/<task>/<metric>": value}``."""
@@ -145,36 +175,59 @@ class OnlineProbe(L.Callback):
             self._sets = self._load(pl_module.audio_encoder.sample_rate)
         was_training = pl_module.training
         pl_module.eval()
-        scores = {}
         try:
-            for name, data in self._sets.items():
-                train, test = (
-                    self._embed(pl_module, data.train[0]),
-                    self._embed(pl_module, data.test[0]),
-                )
-                labels = data.train[1]
-                if data.task == "multiclass":
-                    targets = torch.nn.functional.one_hot(labels, len(data.vocabulary)).double()
-                else:
-                    targets = labels.double()
-                preds = ridge_predict(train, targets, test, self.ridge).float()
-                summary, _ = score_predictions(
-                    data.task, preds, data.test[1], data.metric, data.vocabulary
-                )
-                metric = _primary(data.task, data.metric)
-                scores[f"online_probe/{name}/{metric}"] = summary[metric]
+            return self._score(pl_module.audio_encoder, pl_module.device)
         finally:
             pl_module.train(was_training)
-        return scores
+
+    def bars(self, pl_module: L.LightningModule, scores: dict[str, float]) -> dict[str, float]:
+        """The log-mel baseline's and the random weights' scores, ``<key>_logmel`` / ``_random``.
+
+        Args:
+            pl_module: the module being trained.
+            scores: :meth:`probe` of its encoder now; they are the random weights' scores
+                when its weights are still those of ``setup`` (or when ``setup`` never ran).
+        """
+        audio_encoder = pl_module.audio_encoder
+        frontend = audio_encoder.frontend  # the same clips, standardised the same way
+        logmel = AudioEncoder(LogMelStats(frontend.n_mels), frontend).eval()
+        bars = {f"{k}_logmel": v for k, v in self._score(logmel, pl_module.device).items()}
+        initial, random = self._initial_state, scores
+        if initial is not None and not _same_state(audio_encoder, initial):
+            current = {k: v.detach().clone() for k, v in audio_encoder.state_dict().items()}
+            was_training = pl_module.training
+            pl_module.eval()
+            try:
+                audio_encoder.load_state_dict(initial)
+                random = self._score(audio_encoder, pl_module.device)
+            finally:
+                audio_encoder.load_state_dict(current)
+                pl_module.train(was_training)
+        bars.update({f"{k}_random": v for k, v in random.items()})
+        return bars
 
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, when: str) -> None:
         scores = self.probe(pl_module)
+        if self._bars is None:  # once: neither bar changes while the encoder trains
+            self._bars = self.bars(pl_module, scores)
+            self._initial_state = None
         for logger in trainer.loggers:
-            logger.log_metrics(scores, step=trainer.global_step)
-        rank_zero_info(
-            f"online probe, {when} (step {trainer.global_step}): "
-            + ", ".join(f"{k.split('/', 1)[1]} {v:.3f}" for k, v in scores.items())
-        )
+            logger.log_metrics({**scores, **self._bars}, step=trainer.global_step)
+        width = max(len(k) for k in scores) - len("online_probe/")
+        lines = [f"online probe, {when} (step {trainer.global_step}):"]
+        lines.append(f"  {'':{width}}  encoder  log-mel   random")
+        for key, value in scores.items():
+            logmel, random = self._bars[f"{key}_logmel"], self._bars[f"{key}_random"]
+            name = key.split("/", 1)[1]
+            lines.append(f"  {name:{width}}  {value:7.3f}  {logmel:7.3f}  {random:7.3f}")
+        rank_zero_info("\n".join(lines))
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Callbacks set up before the module loads init_weights and before a checkpoint is
+        # restored: the encoder still has the weights it was built with.
+        if stage == "fit" and trainer.is_global_zero and self._bars is None:
+            state = pl_module.audio_encoder.state_dict()
+            self._initial_state = {k: v.detach().cpu().clone() for k, v in state.items()}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
@@ -183,3 +236,11 @@ class OnlineProbe(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self._log(trainer, pl_module, f"after epoch {trainer.current_epoch + 1}")
+
+
+def _same_state(module: torch.nn.Module, state: dict[str, Tensor]) -> bool:
+    """Whether ``module``'s state dict holds exactly the tensors of ``state``."""
+    current = module.state_dict()
+    return current.keys() == state.keys() and all(
+        torch.equal(current[k].detach().cpu(), v) for k, v in state.items()
+    )
