@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import math
 import re
 import sys
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import soundfile as sf
 from tqdm import tqdm
 
 from data_prep.options import EXIT_CODES_HELP, add_debug_flag, run_main
@@ -99,6 +102,41 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+DECODE_BLOCK = 1 << 16  # samples per read: memory never follows a header's claim
+
+
+def decoded_length(data: bytes) -> tuple[int, int]:
+    """Samples a FLAC holds (decoded a block at a time, checked) and its rate in Hz.
+
+    Memory stays at one block whatever the header claims.
+
+    Raises:
+        ValueError: undecodable, NaN/Inf, a header claiming 0 samples (FLAC's "unknown
+            length", which lit_mrl's seek-reads cannot use), or data that breaks off
+            before the samples the header claims.
+    """
+    try:
+        file = sf.SoundFile(io.BytesIO(data))
+    except sf.SoundFileError:
+        decode_audio(data)  # raises, with a message that says what the bytes are
+        raise
+    count = 0
+    with file:
+        claimed, rate = file.frames, file.samplerate
+        if claimed == 0 or claimed >= 2**62:  # libsndfile: SF_COUNT_MAX when unknown
+            raise ValueError("FLAC header claims 0 samples (zero-length or unknown length)")
+        try:
+            while len(block := file.read(DECODE_BLOCK, dtype="float32", always_2d=True)):
+                if not np.isfinite(block).all():
+                    raise ValueError("audio contains NaN or Inf")
+                count += len(block)
+        except sf.SoundFileError as err:
+            raise ValueError(
+                f"FLAC header claims {claimed} samples, decoding fails after {count} ({err})"
+            ) from err
+    return count, rate
+
+
 def check_shard(path: Path, split: str, info: DatasetInfo, report: Report) -> tuple[int, float]:
     """Check the members, then decode and check every sample of one shard.
 
@@ -111,11 +149,11 @@ def check_shard(path: Path, split: str, info: DatasetInfo, report: Report) -> tu
         key, meta = sample["key"], sample["json"]
         where = f"{path.name}: {key}"
         try:
-            audio, sample_rate = decode_audio(sample["flac"])
+            frames, sample_rate = decoded_length(sample["flac"])
         except ValueError as err:
             report.problems.append(f"{where}: {err}")
             continue
-        duration = len(audio) / sample_rate
+        duration = frames / sample_rate
         problems = check_meta(meta, key, split, info)
         if sample_rate != info.sample_rate:
             problems.append(f"sample rate {sample_rate} Hz, info.json says {info.sample_rate}")

@@ -540,3 +540,45 @@ def test_a_sample_json_nested_too_deeply_is_a_broken_sample_not_a_crash(tmp_path
     write_tar(shard, [("a.flac", wav_bytes(1)), ("a.json", b"[" * 100_000 + b"]" * 100_000)])
     with pytest.raises(ValueError, match=r"sample 'a' has invalid JSON \(maximum recursion"):
         list(iter_shard(shard))
+
+
+def flac_claiming(samples_claimed: int | None) -> bytes:
+    """A 1 s FLAC whose STREAMINFO total-samples field (36 bits at byte 18) is rewritten."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(SR, dtype=np.float32), SR, format="FLAC", subtype="PCM_16")
+    data = bytearray(buffer.getvalue())
+    if samples_claimed is not None:
+        fields = int.from_bytes(data[18:26], "big")
+        fields = fields >> 36 << 36 | samples_claimed
+        data[18:26] = fields.to_bytes(8, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("claimed", "problem"),
+    [
+        (0, "FLAC header claims 0 samples (zero-length or unknown length)"),
+        (2**36 - 1, "FLAC header claims 68719476735 samples, decoding fails after 0 "
+                    "(Internal psf_fseek() failed.)"),
+        (None, None),
+    ],
+    ids=["zero", "huge", "honest"],
+)  # fmt: skip
+def test_verify_names_a_flac_header_that_lies_about_its_length(tmp_path, capsys, claimed, problem):
+    from data_prep import verify
+
+    meta = {"key": "a", "track_id": "a", "split": "test", "duration": 1.0, "labels": []}
+    shard = tmp_path / "x-test-000000.tar"
+    write_tar(shard, [("a.flac", flac_claiming(claimed)), ("a.json", json.dumps(meta).encode())])
+    write_info(tmp_path, {"test": [shard.name]}, {"test": [1]})
+    info = json.loads((tmp_path / "info.json").read_text())
+    info["splits"]["test"]["seconds"] = info["total_seconds"] = 1.0
+    (tmp_path / "info.json").write_text(json.dumps(info))
+    code = verify.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    if problem is None:
+        assert (code, problems) == (0, [])
+    else:
+        assert code == 1
+        assert problems[0] == f"problem: {shard.name}: a: {problem}"
