@@ -12,9 +12,17 @@ audio it covers; the scene embedding is the mean of the timestamp embeddings, so
 ``hop_seconds=2.0`` gives exactly the track embeddings of ``python -m lit_mrl embed``.
 Windows of all sounds in a call go through the encoder together, ``batch_windows`` at a
 time.
+
+Input is checked as HEAR specifies it (finite float audio in [-1, 1]): NaN or Inf is a
+ValueError; finite samples outside [-1, 1] are clipped to it, with a warning (the
+log-mel of 1e30 would overflow float32; the sharder clips the same way). Zero sounds
+give empty tensors of the right shape. An embedding that comes out non-finite anyway
+(broken weights) is a ValueError, never returned.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -22,6 +30,7 @@ from torch import Tensor, nn
 
 from lit_mrl.checkpoints import load_pretrained
 from lit_mrl.embed.extractor import TimelineEmbedder
+from lit_mrl.embed.windows import timeline_starts
 from lit_mrl.models.audio_encoder import AudioEncoder
 
 
@@ -93,16 +102,58 @@ def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, T
         ``(n_sounds, n_timestamps)`` window centres in milliseconds, on ``audio``'s device.
 
     Raises:
-        ValueError: for audio that is not 2-D, shorter than one frame, or not finite.
+        ValueError: for audio that is not 2-D, shorter than one frame, or not finite, and
+            for embeddings that are not finite.
+    """
+    audio = checked_audio(audio)
+    device = next(model.parameters()).device
+    embedder = model.embedder(device)
+    if len(audio) == 0:  # no sounds: (0, N, D) and (0, N) for sounds of this length
+        count = len(_starts(embedder, audio.shape[1]))
+        empty = torch.zeros(0, count, model.timestamp_embedding_size, device=audio.device)
+        return empty, torch.zeros(0, count, device=audio.device)
+    rows = list(embedder.embed_tracks({"audio": sound} for sound in audio))
+    emb = torch.from_numpy(np.stack([row["timeline"] for row in rows]))
+    bad = (~torch.isfinite(emb)).flatten(1).any(dim=1)
+    if bad.any():
+        raise ValueError(
+            f"the model gave NaN/Inf embeddings for {int(bad.sum())} of {len(emb)} sounds "
+            f"(the first: sound {int(bad.nonzero()[0])}): its weights are broken"
+        )
+    stamps = torch.from_numpy(np.stack([row["timestamps"] for row in rows]) * 1000.0)
+    return emb.to(audio.device), stamps.float().to(audio.device)
+
+
+def checked_audio(audio: Tensor) -> Tensor:
+    """``audio`` as HEAR gives it: 2-D and finite; samples outside [-1, 1] clipped (warned).
+
+    Raises:
+        ValueError: not ``(n_sounds, n_samples)``, or NaN/Inf samples.
     """
     if audio.ndim != 2:
         raise ValueError(f"expected audio (n_sounds, n_samples), got {tuple(audio.shape)}")
-    device = next(model.parameters()).device
-    tracks = ({"audio": sound} for sound in audio)
-    rows = list(model.embedder(device).embed_tracks(tracks))
-    emb = torch.from_numpy(np.stack([row["timeline"] for row in rows]))
-    stamps = torch.from_numpy(np.stack([row["timestamps"] for row in rows]) * 1000.0)
-    return emb.to(audio.device), stamps.float().to(audio.device)
+    finite = torch.isfinite(audio)
+    if not finite.all():
+        sounds = int((~finite).any(dim=1).sum())
+        raise ValueError(f"audio has NaN or Inf samples in {sounds} of {len(audio)} sounds")
+    outside = int((audio.abs() > 1).sum())
+    if outside:
+        warnings.warn(
+            f"{outside} audio samples outside [-1, 1] (largest {float(audio.abs().max()):.3g}) "
+            "were clipped: HEAR audio is in [-1, 1]",
+            stacklevel=3,
+        )
+        audio = audio.clamp(-1.0, 1.0)
+    return audio
+
+
+def _starts(embedder: TimelineEmbedder, num_samples: int) -> np.ndarray:
+    if num_samples < embedder.min_samples:
+        raise ValueError(
+            f"audio has {num_samples} samples, less than one frame ({embedder.min_samples})"
+        )
+    frames = embedder.audio_encoder.num_frames(num_samples)
+    return timeline_starts(embedder.timeline, frames, embedder.window_frames, embedder.hop_frames)
 
 
 def get_scene_embeddings(audio: Tensor, model: HearModel) -> Tensor:

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from lit_mrl.cli import main
 from lit_mrl.data.crops import Span, read_spans
@@ -582,3 +583,39 @@ def test_verify_names_a_flac_header_that_lies_about_its_length(tmp_path, capsys,
     else:
         assert code == 1
         assert problems[0] == f"problem: {shard.name}: a: {problem}"
+
+
+def test_hear_gives_empty_results_for_zero_sounds(tiny_checkpoint):
+    from lit_mrl import hear
+
+    model = hear.load_model(str(tiny_checkpoint))
+    emb, stamps = hear.get_timestamp_embeddings(torch.zeros(0, 5 * SR), model)
+    assert (emb.shape, stamps.shape) == ((0, 5, 8), (0, 5))  # 5 s: five timestamps
+    assert hear.get_scene_embeddings(torch.zeros(0, 5 * SR), model).shape == (0, 8)
+
+
+def test_hear_refuses_non_finite_audio_and_clips_huge_audio(tiny_checkpoint):
+    from lit_mrl import hear
+
+    model = hear.load_model(str(tiny_checkpoint))
+    audio = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, SR)).astype(np.float32))
+    bad = audio.clone()
+    bad[1, 7] = torch.nan
+    with pytest.raises(ValueError, match=r"^audio has NaN or Inf samples in 1 of 2 sounds$"):
+        hear.get_scene_embeddings(bad, model)
+    with pytest.warns(UserWarning, match=r"were clipped: HEAR audio is in \[-1, 1\]"):
+        loud = hear.get_scene_embeddings(audio * 1e30, model)
+    assert torch.isfinite(loud).all()
+    torch.testing.assert_close(loud, hear.get_scene_embeddings(audio.sign(), model))
+
+
+def test_hear_never_returns_non_finite_embeddings(tiny_checkpoint):
+    from lit_mrl import hear
+
+    model = hear.load_model(str(tiny_checkpoint))
+    with torch.no_grad():
+        next(model.audio_encoder.encoder.parameters()).fill_(torch.nan)
+    with pytest.raises(
+        ValueError, match=r"NaN/Inf embeddings for 2 of 2 sounds \(the first: sound 0\)"
+    ):
+        hear.get_scene_embeddings(torch.zeros(2, SR), model)
