@@ -1,16 +1,16 @@
 """Input fingerprints: what resume compares to know that a sharded sample is still current.
 
 Each sample's ``{key}.json`` records the input row it was made from: ``split``,
-``labels``, ``targets``, ``track_id`` and ``sample_rate`` (fields the format already
-has) and a ``fingerprint`` object with what else changes the audio::
+``labels``, ``targets``, ``track_id``, ``meta`` and ``sample_rate`` (fields the format
+already has) and a ``fingerprint`` object with what else changes the audio::
 
     "fingerprint": {"path": "/abs/path/a.wav", "size": 88244, "mtime_ns": 1718000000000000000,
                     "max_seconds": null}
 
 The shard is the journal: a sample and its fingerprint are written together, so a
 crash never leaves one without the other. On a rerun, a sharded key whose row now
-differs (another file, size or modification time, other labels, targets, split or
-``--max-seconds``), or that is no longer among the inputs, stops the run
+differs (another file, size or modification time, other labels, targets, meta, split
+or ``--max-seconds``), or that is no longer among the inputs, stops the run
 (:func:`check_unchanged`); ``--overwrite`` starts the dataset over.
 """
 
@@ -25,7 +25,7 @@ from lit_mrl.errors import UsageError
 
 FINGERPRINT = "fingerprint"
 # meta fields compared on resume, in the order a difference is reported
-COMPARED = ("split", "labels", "targets", "track_id", FINGERPRINT)
+COMPARED = ("split", "labels", "targets", "track_id", "meta", FINGERPRINT)
 
 
 def fingerprint(item: Item, max_seconds: float | None) -> dict[str, Any]:
@@ -50,6 +50,7 @@ def expected_fields(item: Item, max_seconds: float | None) -> dict[str, Any]:
         "labels": list(item.labels),
         "targets": item.targets,
         "track_id": item.track_id,
+        "meta": item.meta,
         FINGERPRINT: fingerprint(item, max_seconds),
     }
 

@@ -27,7 +27,7 @@ from lit_mrl.errors import UsageError
 __all__ = ["Item", "UsageError", "collect_items", "pending"]
 
 # the fields a manifest row may have; anything else is a mistake worth stopping for
-MANIFEST_FIELDS = ("path", "split", "labels", "targets", "key", "track_id")
+MANIFEST_FIELDS = ("path", "split", "labels", "targets", "key", "track_id", "meta")
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Item:
         split: split name.
         labels: label names.
         targets: regression values, ordered like the vocabulary.
+        meta: the row's ``meta`` object, kept verbatim in the sample's json (never read).
         error: why it is not sharded, or None.
         size: file size in bytes, once :func:`check_files` found the file.
         mtime_ns: file modification time in nanoseconds, likewise.
@@ -56,6 +57,7 @@ class Item:
     split: str = "train"
     labels: list[str] = field(default_factory=list)
     targets: list[float] | None = None
+    meta: dict[str, Any] | None = None
     error: str | None = None
     size: int = 0
     mtime_ns: int = 0
@@ -119,7 +121,7 @@ def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
                 continue
             try:
                 row = json.loads(text)
-            except json.JSONDecodeError as err:
+            except (json.JSONDecodeError, RecursionError) as err:
                 raise UsageError(f"{manifest}:{line}: invalid JSON ({err})") from err
             if not isinstance(row, dict):
                 raise UsageError(f"{manifest}:{line}: expected a JSON object")
@@ -143,6 +145,12 @@ def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
                     row["targets"] = [float(value) for value in row["targets"]]
                 except ValueError as err:
                     raise UsageError(f"{manifest}:{reader.line_num}: bad targets ({err})") from err
+            if "meta" in row:  # a JSON object in the cell
+                try:
+                    row["meta"] = json.loads(row["meta"])
+                except (json.JSONDecodeError, RecursionError) as err:
+                    where = f"{manifest}:{reader.line_num}"
+                    raise UsageError(f"{where}: 'meta' is not a JSON object ({err})") from err
             yield reader.line_num, row
 
 
@@ -173,6 +181,9 @@ def _row_to_item(row: dict[str, Any], base: Path, origin: str) -> Item:
         raise UsageError(f"{origin}: 'labels' must be a string or a list of strings")
     if targets is not None and not all(isinstance(t, (int, float)) for t in targets):
         raise UsageError(f"{origin}: 'targets' must be a list of numbers")
+    meta = row.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise UsageError(f"{origin}: 'meta' must be a JSON object, got {type(meta).__name__}")
     split = field_of("split", str, "train")
     if not split.replace("_", "").isalnum() or not split.isascii():
         raise UsageError(f"{origin}: split {split!r} must match [A-Za-z0-9_]+")
@@ -189,6 +200,7 @@ def _row_to_item(row: dict[str, Any], base: Path, origin: str) -> Item:
         split=split,
         labels=list(labels),
         targets=None if targets is None else [float(t) for t in targets],
+        meta=meta,
     )
 
 
@@ -214,7 +226,9 @@ def check_duplicates(items: list[Item]) -> None:
         other = first.setdefault(item.key, item)
         if other is item:
             continue
-        same = (other.split, other.labels, other.targets) == (item.split, item.labels, item.targets)
+        same = (other.split, other.labels, other.targets, other.meta) == (
+            item.split, item.labels, item.targets, item.meta
+        )  # fmt: skip
         if other.path.resolve() == item.path.resolve() and same:
             item.error = f"duplicate entry (same file and key as {other.origin})"
         else:
@@ -247,24 +261,44 @@ def pending(items: Iterable[Item]) -> Iterator[Item]:
 
 
 def resolve_vocabulary(
-    items: list[Item], vocabulary_file: str | None, task: str | None
+    items: list[Item], vocabulary_file: str | None, task: str | None, manifest: bool = False
 ) -> tuple[list[str], str, str]:
-    """Return ``(vocabulary, task, where the vocabulary came from)``."""
+    """Return ``(vocabulary, task, where the vocabulary came from)``.
+
+    Without ``--task``: for a manifest, ``regression`` when every row has targets and
+    none has labels, ``multiclass`` when every row has exactly one label (either prints a
+    line saying so); otherwise ``multilabel`` when some inputs have labels, else ``none``
+    (a folder with ``--labels-from-parent`` stays multilabel). Without
+    ``--vocabulary``: the labels seen, sorted; for regression the targets are named
+    ``target`` (one) or ``target_0``, ``target_1``, ... (the first input's count).
+    """
+    if task is None:
+        task = infer_task(items, manifest)
     if vocabulary_file is not None:
         lines = Path(vocabulary_file).read_text(encoding="utf-8").splitlines()
         vocabulary = [line.strip() for line in lines if line.strip()]
         repeated = [name for name, count in Counter(vocabulary).items() if count > 1]
         if repeated:
             raise UsageError(f"{vocabulary_file}: label {repeated[0]!r} appears twice")
-        where = vocabulary_file
-    else:
-        vocabulary = sorted({label for item in items for label in item.labels})
-        where = "the labels seen"
-    if task is None:
-        task = "multilabel" if vocabulary else "none"
-    if task == "regression" and vocabulary_file is None:
-        raise UsageError("--task regression needs --vocabulary naming the targets in order")
-    return vocabulary, task, where
+        return vocabulary, task, vocabulary_file
+    if task == "regression":
+        count = next((len(item.targets) for item in items if item.targets), 0)
+        if count == 0:
+            raise UsageError("--task regression needs inputs with 'targets' (a list of numbers)")
+        names = ["target"] if count == 1 else [f"target_{i}" for i in range(count)]
+        return names, task, "the targets' default names"
+    return sorted({label for item in items for label in item.labels}), task, "the labels seen"
+
+
+def infer_task(items: list[Item], manifest: bool) -> str:
+    """The task of inputs given without ``--task`` (see :func:`resolve_vocabulary`)."""
+    if manifest and items and all(item.targets and not item.labels for item in items):
+        print("task: regression (every row has targets and no labels; --task to override)")
+        return "regression"
+    if manifest and items and all(len(item.labels) == 1 for item in items):
+        print("task: multiclass (every row has exactly one label; --task multilabel to override)")
+        return "multiclass"
+    return "multilabel" if any(item.labels for item in items) else "none"
 
 
 def _files(count: int, kind: str = "") -> str:
@@ -298,7 +332,9 @@ def collect_items(args: argparse.Namespace, out: Path) -> tuple[list[Item], list
             raise UsageError(f"manifest {args.manifest} lists no inputs")
     check_files(items)
     check_duplicates(items)
-    vocabulary, task, where = resolve_vocabulary(items, args.vocabulary, args.task)
+    vocabulary, task, where = resolve_vocabulary(
+        items, args.vocabulary, args.task, manifest=args.input is None
+    )
     check_labels(items, vocabulary, task, where)
     items.sort(key=order_key)
     return items[args.partition_index :: args.num_partitions], vocabulary, task

@@ -124,6 +124,8 @@ def _meta(item: Item, num_samples: int, warnings: list[str], args: argparse.Name
     }
     if item.targets is not None:
         meta["targets"] = item.targets
+    if item.meta is not None:  # the manifest's own fields, verbatim, never interpreted
+        meta["meta"] = item.meta
     if warnings:
         meta["warnings"] = warnings
     return meta
