@@ -9,13 +9,13 @@ from lit_mrl.data.embeddings import (
     EmbeddingIndex,
     PartWriter,
     append_part,
-    done_keys,
     existing_parts,
     iter_timelines,
     load_split,
     read_index,
     write_index,
 )
+from lit_mrl.embed.output import done_keys
 
 INDEX = {"embed_dim": 4, "task": "multilabel", "vocabulary": ["a", "b"], "splits": {}}
 

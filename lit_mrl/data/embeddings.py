@@ -56,7 +56,6 @@ from lit_mrl.data.embedding_index import (
     part_pattern,
     read_index,
     read_journals,
-    read_raw_index,
     record_parts,
     write_index,
 )
@@ -64,7 +63,7 @@ from lit_mrl.data.files import atomic_file
 
 __all__ = [
     "FORMAT_VERSION", "INDEX_NAME", "EmbeddingIndex", "EmbeddingSet", "PartEntry", "PartWriter",
-    "SplitEntry", "append_part", "done_keys", "existing_parts", "iter_timelines", "load_split", "part_name",
+    "SplitEntry", "append_part", "existing_parts", "iter_timelines", "load_split", "part_name",
     "read_index", "read_part", "record_parts", "write_index", "write_part",
 ]  # fmt: skip
 
@@ -293,43 +292,6 @@ def iter_timelines(
         for i, key in enumerate(part["keys"].tolist()):
             lo, hi = offsets[i], offsets[i + 1]
             yield key, part["timeline"][lo:hi], part["timestamps"][lo:hi]
-
-
-def done_keys(root: str | Path, parts: list[PartEntry]) -> set[str]:
-    """Keys of the given parts of ``root`` (to resume), each part's keys checked.
-
-    Raises:
-        ValueError: naming a part that is missing or differs from its entry.
-    """
-    keys: set[str] = set()
-    for entry in parts:
-        path = Path(root) / entry.name
-        if not path.is_file():
-            raise ValueError(f"{path}: listed in {Path(root) / INDEX_NAME} but missing")
-        keys.update(read_part(path, ("keys",), entry)["keys"].tolist())
-    return keys
-
-
-def upgrade_index(root: str | Path) -> EmbeddingIndex | None:
-    """A version-1 ``index.json`` as a current one: its listed parts, with digests.
-
-    Version 1 listed part names only; the parts it lists that exist are read whole once
-    to make their entries (what version-1 readers trusted). ``None`` if ``root`` holds no
-    version-1 index. Nothing is written.
-    """
-    raw = read_raw_index(root)
-    if raw.get("format_version") != 1:
-        return None
-    splits = {}
-    for split, listed in (raw.get("splits") or {}).items():
-        names = listed.get("parts", []) if isinstance(listed, dict) else []
-        entries = []
-        for name in names:
-            path = Path(root) / str(name)
-            if part_pattern(split).fullmatch(str(name)) and path.is_file():
-                entries.append(part_entry(path.name, read_part(path, PART_ARRAYS)))
-        splits[split] = {"parts": [entry.to_dict() for entry in entries]}
-    return EmbeddingIndex.from_dict({**raw, "splits": splits}, str(Path(root) / INDEX_NAME))
 
 
 class PartWriter:

@@ -33,9 +33,8 @@ from typing import Any, TextIO
 
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 
+from lit_mrl.embed.output import ERRORS_NAME
 from lit_mrl.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
-
-ERRORS_NAME = "errors.jsonl"
 
 
 @dataclass
@@ -51,10 +50,6 @@ class Launch:
     accelerator: str = "auto"
     devices: int | list[int] | str = 1
     num_nodes: int = 1
-
-
-# index.json fields that must agree for a rerun to add to an existing output folder
-RESUME_FIELDS = ("fingerprint", "input", "window_seconds", "hop_seconds", "sample_rate")
 
 
 def embed(
@@ -108,6 +103,7 @@ def embed(
     from lit_mrl.data.files import lock_dir
     from lit_mrl.embed.extractor import TimelineEmbedder
     from lit_mrl.embed.models import load_audio_encoder
+    from lit_mrl.embed.output import finish_index, prepare_output, start_index
     from lit_mrl.embed.sources import open_input
 
     splits, random_init, allow_class = (
@@ -221,101 +217,6 @@ class Share:
         return ERRORS_NAME if self.world == 1 else f"errors.r{self.rank:03d}.jsonl"
 
 
-def start_index(folder: Path, index: Any) -> None:
-    """Rank 0, before any part is written: the fingerprint and the parts kept, no journals.
-
-    The old journals' parts that were kept are in the index now, the others must stay out
-    of it: deleting the journals leaves the next ones to hold only this run's parts.
-    """
-    from lit_mrl.data.embedding_index import journals
-    from lit_mrl.data.embeddings import write_index
-
-    write_index(folder, index)
-    for path in journals(folder):
-        path.unlink()
-
-
-def finish_index(folder: Path, index: Any, world: int) -> None:
-    """Rank 0, after every rank is done: every recorded part in the index, one error list.
-
-    The journals are deleted once the index lists their parts (if this is cut short, the
-    next run merges them again: a part is listed once, by name).
-    """
-    from lit_mrl.data.embedding_index import journals, recorded_parts
-    from lit_mrl.data.embeddings import write_index
-
-    index.splits = recorded_parts(folder, index)
-    write_index(folder, index)
-    for path in journals(folder):
-        path.unlink()
-    if world > 1:
-        ranks = sorted(folder.glob("errors.r[0-9][0-9][0-9].jsonl"))
-        (folder / ERRORS_NAME).write_text("".join(p.read_text() for p in ranks))
-        for path in ranks:
-            path.unlink()
-
-
-def prepare_output(folder: Path, index: Any, overwrite: bool) -> dict[str, Any]:
-    """The parts already in ``folder`` to keep, after checking they were made the same way.
-
-    Kept: the parts ``index.json`` lists and those a killed run recorded in its journals,
-    if their files exist and their keys match what was recorded; any other part is
-    embedded again (a note says which). A version-1 index is upgraded (its parts get
-    digests).
-
-    Returns:
-        The kept parts per split (:class:`~lit_mrl.data.embedding_index.SplitEntry`).
-
-    Raises:
-        UsageError: the folder holds embeddings of other weights, settings or input.
-    """
-    from lit_mrl.data.embedding_index import journals, recorded_parts
-    from lit_mrl.data.embeddings import INDEX_NAME, read_index, upgrade_index
-
-    if overwrite:
-        for path in [*folder.glob("*.npz"), *journals(folder)]:
-            path.unlink()
-        (folder / INDEX_NAME).unlink(missing_ok=True)
-        (folder / ERRORS_NAME).unlink(missing_ok=True)
-        return {}
-    if not (folder / INDEX_NAME).is_file():
-        stray = [p.name for p in [*folder.glob("*.npz"), *journals(folder)]]
-        if stray:
-            raise UsageError(
-                f"{folder} holds embedding parts ({stray[0]}, ...) but no index.json: "
-                "use another --out, or --overwrite to delete them"
-            )
-        return {}
-    old = upgrade_index(folder) or read_index(folder)
-    for name in RESUME_FIELDS:
-        if old.settings.get(name) != index.settings[name]:
-            raise UsageError(
-                f"{folder} holds embeddings made with {name}={old.settings.get(name)!r}, this "
-                f"run has {name}={index.settings[name]!r}: use another --out, or --overwrite "
-                "to start over"
-            )
-    return keep_intact(folder, recorded_parts(folder, old))
-
-
-def keep_intact(folder: Path, splits: dict[str, Any]) -> dict[str, Any]:
-    """``splits`` without the parts whose keys differ from their entries (noted)."""
-    from lit_mrl.data.embedding_index import SplitEntry
-    from lit_mrl.data.embeddings import read_part
-
-    kept = {}
-    for split, entry in splits.items():
-        good = []
-        for part in entry.parts:
-            try:
-                read_part(folder / part.name, ("keys",), part)
-                good.append(part)
-            except ValueError as err:
-                print(f"{err}: its tracks are embedded again (the file is left as it is)")
-        if good:
-            kept[split] = SplitEntry(good)
-    return kept
-
-
 def run_splits(
     embedder: Any,
     source: Any,
@@ -330,7 +231,8 @@ def run_splits(
     """
     from torch.utils.data import DataLoader
 
-    from lit_mrl.data.embeddings import PartWriter, done_keys
+    from lit_mrl.data.embeddings import PartWriter
+    from lit_mrl.embed.output import done_keys
 
     failed = 0
     with open(folder / share.errors_name, "w") as errors:
