@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.rss import PeakTreeRSS
 from bench.synthetic import write_flac
-from lit_mrl.data.embeddings import load_split
+from lit_mrl.formats.embeddings import load_split
 
 TARGET_MB = 150
 REPO = Path(__file__).resolve().parent.parent

@@ -41,10 +41,10 @@ from torch.utils.data import DataLoader
 from bench.rss import PeakTreeRSS
 from bench.synthetic import write_track_shards
 from lit_mrl.cli.lightning import make_cli
-from lit_mrl.data.embeddings import PartWriter
 from lit_mrl.embed.command import embed_split
 from lit_mrl.embed.extractor import TimelineEmbedder
 from lit_mrl.embed.sources import open_input
+from lit_mrl.formats.embeddings import PartWriter
 from lit_mrl.losses import nt_xent_loss
 from lit_mrl.models.frontend import standardize
 

@@ -8,7 +8,7 @@ Writes two synthetic shard datasets once per run (16 kHz FLAC, noise + tones; by
   FLAC header for the length, draw the crops, seek and decode only the samples they need
   (:func:`lit_mrl.data.crops.read_crops`), on the 4-minute and on the 10-second tracks;
 * **whole-decode** (the old way, :class:`WholeTrackCrop` below): decode the whole FLAC
-  with :func:`lit_mrl.data.shards.decode_audio`, then crop the array with
+  with :func:`lit_mrl.formats.shards.decode_audio`, then crop the array with
   ``random_crop``/``paired_crops``; same pipeline, workers and batch, 4-minute tracks.
 
 Crops/s count every view. Then, in this process alone: reading each sample's bytes out of
@@ -38,10 +38,10 @@ from bench.rss import PeakTreeRSS, mib
 from bench.synthetic import write_track_shards
 from lit_mrl.data.crops import paired_crops, random_crop, random_span, read_crops
 from lit_mrl.data.datamodule import ShardDataModule
-from lit_mrl.data.info import shard_paths
 from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.shards import decode_audio, iter_shard, open_audio
 from lit_mrl.data.stream import CropSample
+from lit_mrl.formats.info import shard_paths
+from lit_mrl.formats.shards import decode_audio, iter_shard, open_audio
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from lit_mrl.data.embedding_datamodule import EmbeddingDataModule, ShuffledBatches, write_arrays
-from lit_mrl.data.embeddings import write_index
+from lit_mrl.formats.embeddings import write_index
 from lit_mrl.losses import l2_penalty, probe_loss
 from lit_mrl.metrics import score_predictions
 from lit_mrl.models.heads import seeded_mlp_head

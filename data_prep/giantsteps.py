@@ -16,7 +16,7 @@ deterministically from them by artist: artists linked by a shared track form a
 group, and a hash of the group puts about ``--valid-fraction`` of it in valid.
 
 Key names are normalised to the 24 sharp spellings ``C major`` .. ``B minor``
-(``Bb major`` -> ``A# major``), in the order of :data:`lit_mrl.data.keys.KEY_NAMES`.
+(``Bb major`` -> ``A# major``), in the order of :data:`lit_mrl.formats.keys.KEY_NAMES`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from data_prep.manifest import (
     stable_fraction,
 )
 from data_prep.options import fraction, nonnegative_int
-from lit_mrl.data.keys import KEY_NAMES, key_index
+from lit_mrl.formats.keys import KEY_NAMES, key_index
 
 AUDIO_SUFFIXES = (".mp3", ".wav")
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lit_mrl.data.formats import worth_decoding
-from lit_mrl.data.shards import sanitize_key
 from lit_mrl.errors import UsageError
+from lit_mrl.formats.containers import worth_decoding
+from lit_mrl.formats.shards import sanitize_key
 
 __all__ = ["Item", "UsageError", "collect_items", "pending"]
 
@@ -72,7 +72,7 @@ def list_folder(
     """The audio under ``root`` (recursive, ``skip`` excluded) as items, and the files skipped.
 
     A file is audio by its extension or, failing that, its first bytes
-    (:func:`lit_mrl.data.formats.worth_decoding`); ``notes.txt`` or ``cover.jpg`` is
+    (:func:`lit_mrl.formats.containers.worth_decoding`); ``notes.txt`` or ``cover.jpg`` is
     skipped, not reported: the decoder's verdict on each listed file comes later.
     """
     items, skipped = [], []

@@ -38,8 +38,8 @@ from data_prep.options import (
     run_main,
 )
 from data_prep.outdir import check_one_dataset
-from lit_mrl.data.files import atomic_write
 from lit_mrl.errors import UsageError
+from lit_mrl.formats.files import atomic_write
 
 SPLITS = ("train", "valid", "test")
 MAX_PRINTED_SKIPS = 10

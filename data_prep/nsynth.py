@@ -30,7 +30,7 @@ from data_prep.manifest import (
     require_file,
     run_adapter,
 )
-from lit_mrl.data.shards import sanitize_key
+from lit_mrl.formats.shards import sanitize_key
 
 # instrument_family 0..10 in the dataset's own numbering
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")  # fmt: skip

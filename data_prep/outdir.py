@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.fingerprint import compared_fields
-from lit_mrl.data.files import fsync_dir
-from lit_mrl.data.info import INFO_NAME, DatasetInfo, SplitInfo
-from lit_mrl.data.shards import parse_shard_name, read_shard_meta
 from lit_mrl.errors import UsageError
+from lit_mrl.formats.files import fsync_dir
+from lit_mrl.formats.info import INFO_NAME, DatasetInfo, SplitInfo
+from lit_mrl.formats.shards import parse_shard_name, read_shard_meta
 
 # any dataset's shard name; the dataset part is greedy, as names may hold '-'
 _ANY_SHARD = re.compile(r"(?P<dataset>.+)-[A-Za-z0-9_]+-(?:p\d{3}-)?\d{6}\.tar")

@@ -1,7 +1,7 @@
 """Shard a folder or manifest of audio into WebDataset tars: ``python -m data_prep.shard --help``.
 
 Workers decode, downmix, resample (once, soxr) and FLAC-encode (:mod:`data_prep.workers`,
-through :mod:`lit_mrl.data.audio`); the main process writes samples in a fixed order,
+through :mod:`lit_mrl.formats.audio`); the main process writes samples in a fixed order,
 so reruns are reproducible. A rerun after a crash skips inputs whose keys are already
 in complete shards, after checking that their inputs did not change
 (:mod:`data_prep.fingerprint`); the output folder's state is :mod:`data_prep.outdir`.
@@ -40,10 +40,10 @@ from data_prep.outdir import (
     suffix_of,
 )
 from data_prep.workers import ordered_map, prepare
-from lit_mrl.data.files import atomic_write, lock_dir
-from lit_mrl.data.info import INFO_NAME, TASKS, read_info, write_info
-from lit_mrl.data.shard_writer import ShardWriter
-from lit_mrl.data.shards import check_names
+from lit_mrl.formats.files import atomic_write, lock_dir
+from lit_mrl.formats.info import INFO_NAME, TASKS, read_info, write_info
+from lit_mrl.formats.shard_writer import ShardWriter
+from lit_mrl.formats.shards import check_names
 
 PROG = "python -m data_prep.shard"
 DESCRIPTION = """\

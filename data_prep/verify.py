@@ -25,11 +25,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 from data_prep.options import EXIT_CODES_HELP, add_debug_flag, run_main
-from lit_mrl.data.audio import decode_audio
-from lit_mrl.data.files import atomic_write
-from lit_mrl.data.info import DatasetInfo, read_info
-from lit_mrl.data.shards import iter_shard, parse_shard_name
 from lit_mrl.errors import UsageError
+from lit_mrl.formats.audio import decode_audio
+from lit_mrl.formats.files import atomic_write
+from lit_mrl.formats.info import DatasetInfo, read_info
+from lit_mrl.formats.shards import iter_shard, parse_shard_name
 
 PROG = "python -m data_prep.verify"
 SECONDS_TOLERANCE = 0.01  # info.json rounds seconds to milliseconds

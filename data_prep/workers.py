@@ -1,7 +1,7 @@
 """The sharder's decoding workers: one input file -> FLAC bytes, in a process pool.
 
-Decoding is :func:`lit_mrl.data.audio.read_resampled`, the loader every other part
-of lit_mrl uses, so a shard's audio equals :func:`lit_mrl.data.audio.load_audio` of
+Decoding is :func:`lit_mrl.formats.audio.read_resampled`, the loader every other part
+of lit_mrl uses, so a shard's audio equals :func:`lit_mrl.formats.audio.load_audio` of
 its file, bit for bit.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from lit_mrl.data.audio import AudioError, read_resampled
-from lit_mrl.data.shards import encode_flac
+from lit_mrl.formats.audio import AudioError, read_resampled
+from lit_mrl.formats.shards import encode_flac
 
 SHORT_SECONDS = 1.0
 SILENT_PEAK = 0.5 / 32768  # rounds to digital silence in PCM_16

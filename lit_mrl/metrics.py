@@ -27,9 +27,9 @@ from torchmetrics.functional.classification import multilabel_auroc, multilabel_
 from torchmetrics.utilities import dim_zero_cat
 
 # the key names live in a torch-free module (data preparation needs them); re-exported here
-from lit_mrl.data.keys import KEY_NAMES as KEY_NAMES
-from lit_mrl.data.keys import PITCH_CLASS_NAMES as PITCH_CLASS_NAMES
-from lit_mrl.data.keys import key_index as key_index
+from lit_mrl.formats.keys import KEY_NAMES as KEY_NAMES
+from lit_mrl.formats.keys import PITCH_CLASS_NAMES as PITCH_CLASS_NAMES
+from lit_mrl.formats.keys import key_index as key_index
 
 if TYPE_CHECKING:
     from lightning import LightningModule

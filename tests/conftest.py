@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lit_mrl.data.shard_writer import write_dataset
+from lit_mrl.formats.shard_writer import write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 

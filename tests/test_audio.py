@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from data_prep import shard
-from lit_mrl.data import shards
-from lit_mrl.data.audio import AudioError, decode_audio, load_audio, quantize_pcm16
+from lit_mrl.formats import shards
+from lit_mrl.formats.audio import AudioError, decode_audio, load_audio, quantize_pcm16
 
 
 def noisy_tone(sample_rate: int, seconds: float, channels: int = 1) -> np.ndarray:

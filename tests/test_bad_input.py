@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from lit_mrl.cli import main
-from lit_mrl.data.embeddings import load_split, read_index
-from lit_mrl.data.info import read_info, shard_paths
-from lit_mrl.data.shard_writer import write_dataset
+from lit_mrl.formats.embeddings import load_split, read_index
+from lit_mrl.formats.info import read_info, shard_paths
+from lit_mrl.formats.shard_writer import write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 16000
@@ -50,7 +50,7 @@ def test_embed_refuses_a_folder_another_run_is_writing(
     out = tmp_path / "emb"
     out.mkdir()
     holder = (  # the first run, still at work (locks belong to a process: use another one)
-        "import sys, time\nfrom lit_mrl.data.files import lock_dir\n"
+        "import sys, time\nfrom lit_mrl.formats.files import lock_dir\n"
         f"with lock_dir({str(out)!r}, 'embed.r000', 'a test'):\n"
         "    print('locked', flush=True)\n    time.sleep(60)\n"
     )

@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 
 from data_prep import gtzan, shard, verify
-from lit_mrl.data.info import read_info
-from lit_mrl.data.shard_writer import write_dataset
-from lit_mrl.data.shards import iter_shard
+from lit_mrl.formats.info import read_info
+from lit_mrl.formats.shard_writer import write_dataset
+from lit_mrl.formats.shards import iter_shard
 
 SHARD = "python -m data_prep.shard: error: "
 NAMES = ["a", "b", "c", "d", "e"]

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from lit_mrl.cli.lightning import make_cli
-from lit_mrl.data.embeddings import append_part, write_index
+from lit_mrl.formats.embeddings import append_part, write_index
 from lit_mrl.probe.module import ProbeModule
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -47,8 +47,8 @@ def test_paired_crop_centres_within_max_offset(rng):
 def test_seek_reads_from_a_shard_equal_cropping_the_decoded_track(tmp_path):
     """Reading only a crop's frames (from disk, by seeking) gives the exact samples."""
     from lit_mrl.data.crops import paired_spans, random_span, read_crops, read_spans
-    from lit_mrl.data.shard_writer import write_dataset
-    from lit_mrl.data.shards import decode_audio, iter_shard
+    from lit_mrl.formats.shard_writer import write_dataset
+    from lit_mrl.formats.shards import decode_audio, iter_shard
 
     rng = np.random.default_rng(0)
     track = (np.round(rng.uniform(-0.4, 0.4, 95 * 16000) * 32767) / 32768).astype(np.float32)

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from data_prep import emomusic, giantsteps, gtzan, jamendo, msd, mtat, nsynth, verify
-from lit_mrl.data.info import read_info
-from lit_mrl.data.keys import KEY_NAMES
+from lit_mrl.formats.info import read_info
+from lit_mrl.formats.keys import KEY_NAMES
 
 
 def write_audio(path: Path, seed: int = 0, seconds: float = 0.3, sample_rate: int = 22050) -> Path:

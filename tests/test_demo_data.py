@@ -155,10 +155,10 @@ def test_rendered_key_clips_are_mostly_in_key(corpus: Path) -> None:
 
 
 def test_corpus_shards_equal_what_the_sharder_stores(corpus: Path, tmp_path: Path) -> None:
-    """The demo shards through lit_mrl.data.audio, the sharder's loader: same samples."""
+    """The demo shards through lit_mrl.formats.audio, the sharder's loader: same samples."""
     from data_prep import shard
-    from lit_mrl.data.info import read_info, shard_paths
-    from lit_mrl.data.shards import iter_shard
+    from lit_mrl.formats.info import read_info, shard_paths
+    from lit_mrl.formats.shards import iter_shard
 
     demo.shard_corpus(corpus, "tempo")
     manifests = corpus / "manifests"

@@ -7,14 +7,14 @@ import soundfile as sf
 import torch
 
 from lit_mrl.cli import main
-from lit_mrl.data.embeddings import load_split, read_index
-from lit_mrl.data.info import read_info, shard_paths
 from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.shard_writer import write_dataset
-from lit_mrl.data.shards import iter_shard
 from lit_mrl.embed.extractor import TimelineEmbedder
 from lit_mrl.embed.models import from_training_configs
 from lit_mrl.embed.windows import cut_windows, window_centres, window_starts
+from lit_mrl.formats.embeddings import load_split, read_index
+from lit_mrl.formats.info import read_info, shard_paths
+from lit_mrl.formats.shard_writer import write_dataset
+from lit_mrl.formats.shards import iter_shard
 from lit_mrl.models import AudioEncoder, SmallCNN
 from lit_mrl.models.frontend import LogMelSpectrogram, standardize
 

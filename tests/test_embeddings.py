@@ -4,8 +4,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from lit_mrl.data.embedding_index import read_journals, recorded_parts
-from lit_mrl.data.embeddings import (
+from lit_mrl.embed.output import done_keys
+from lit_mrl.formats.embedding_index import read_journals, recorded_parts
+from lit_mrl.formats.embeddings import (
     EmbeddingIndex,
     PartWriter,
     append_part,
@@ -15,7 +16,6 @@ from lit_mrl.data.embeddings import (
     read_index,
     write_index,
 )
-from lit_mrl.embed.output import done_keys
 
 INDEX = {"embed_dim": 4, "task": "multilabel", "vocabulary": ["a", "b"], "splits": {}}
 

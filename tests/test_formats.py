@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 
 from data_prep import shard, verify
-from lit_mrl.data import ffmpeg
-from lit_mrl.data.audio import AudioError, iter_resampled, load_audio, read_resampled
-from lit_mrl.data.formats import sniff, worth_decoding
-from lit_mrl.data.shards import decode_audio, iter_shard, sanitize_key
 from lit_mrl.embed.sources import open_input
+from lit_mrl.formats import ffmpeg
+from lit_mrl.formats.audio import AudioError, iter_resampled, load_audio, read_resampled
+from lit_mrl.formats.containers import sniff, worth_decoding
+from lit_mrl.formats.shards import decode_audio, iter_shard, sanitize_key
 
 av = pytest.importorskip("av")  # the ffmpeg extra; the dev extra installs it
 

@@ -34,3 +34,14 @@ def test_the_library_never_imports_data_prep():
     offenders = {p.relative_to(ROOT).as_posix() for p in modules("lit_mrl")
                  if any(n.split(".")[0] == "data_prep" for n in imported(p))}  # fmt: skip
     assert not offenders
+
+
+def test_the_formats_package_needs_neither_torch_nor_the_rest_of_the_library():
+    heavy = ("torch", "torchaudio", "lightning", "webdataset")
+    offenders = {}
+    for path in modules("lit_mrl/formats"):
+        bad = {n for n in imported(path) if n.split(".")[0] in heavy
+               or (n.startswith("lit_mrl.") and not n.startswith(("lit_mrl.formats", "lit_mrl.errors")))}  # fmt: skip
+        if bad:
+            offenders[path.relative_to(ROOT).as_posix()] = sorted(bad)
+    assert not offenders, offenders

@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader
 import lit_mrl
 from lit_mrl.checkpoints import load_pretrained
 from lit_mrl.cli import main
-from lit_mrl.data.embeddings import load_split
 from lit_mrl.embed.extractor import TimelineEmbedder
 from lit_mrl.embed.windows import (
     cut_windows,
@@ -26,6 +25,7 @@ from lit_mrl.embed.windows import (
     settled_starts,
     timeline_starts,
 )
+from lit_mrl.formats.embeddings import load_split
 from lit_mrl.methods import ContrastiveModule
 from lit_mrl.methods.base import load_encoder_weights
 from lit_mrl.models import AudioEncoder, LogMelSpectrogram

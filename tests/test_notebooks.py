@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lit_mrl.data.embeddings import append_part, write_index
+from lit_mrl.formats.embeddings import append_part, write_index
 from lit_mrl.probe.results import write_results
 from lit_mrl.report.table import build_table, to_csv, to_markdown
 

@@ -7,7 +7,7 @@ from lightning.pytorch.cli import LightningCLI
 from lit_mrl.cli import main as cli_main
 from lit_mrl.data import ShardDataModule
 from lit_mrl.data.embedding_datamodule import EmbeddingDataModule, ShuffledBatches, write_arrays
-from lit_mrl.data.embeddings import write_index
+from lit_mrl.formats.embeddings import write_index
 from lit_mrl.losses import l2_penalty, probe_loss
 from lit_mrl.models.heads import MLPHead, seeded_mlp_head
 from lit_mrl.probe.module import ProbeModule

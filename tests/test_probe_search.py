@@ -10,8 +10,8 @@ import torch
 
 from lit_mrl.cli import main as cli_main
 from lit_mrl.data.embedding_datamodule import EmbeddingDataModule, write_arrays
-from lit_mrl.data.embeddings import write_index
 from lit_mrl.errors import UsageError
+from lit_mrl.formats.embeddings import write_index
 from lit_mrl.metrics import score_predictions
 from lit_mrl.probe.grid import GRIDS, Grid, load_grid
 from lit_mrl.probe.module import ProbeModule

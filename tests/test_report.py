@@ -6,7 +6,7 @@ import pytest
 
 from lit_mrl.cli import main as cli_main
 from lit_mrl.data.embedding_datamodule import write_arrays
-from lit_mrl.data.embeddings import write_index
+from lit_mrl.formats.embeddings import write_index
 from lit_mrl.probe.results import write_results
 from lit_mrl.report.paper import PAPER_MODELS, PAPER_ROWS, paper_task
 from lit_mrl.report.table import build_table

@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import webdataset as wds
 
-from lit_mrl.data.info import DatasetInfo, SplitInfo, read_info, shard_paths, write_info
-from lit_mrl.data.shard_writer import ShardWriter, write_dataset, write_shards
-from lit_mrl.data.shards import (
+from lit_mrl.formats.info import DatasetInfo, SplitInfo, read_info, shard_paths, write_info
+from lit_mrl.formats.shard_writer import ShardWriter, write_dataset, write_shards
+from lit_mrl.formats.shards import (
     decode_audio,
     encode_flac,
     iter_shard,

@@ -18,7 +18,7 @@ import torch
 
 import lit_mrl.hear as hear
 from lit_mrl.cli import main
-from lit_mrl.data.shard_writer import write_dataset
+from lit_mrl.formats.shard_writer import write_dataset
 from lit_mrl.trust import UntrustedCheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent

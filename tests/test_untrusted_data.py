@@ -17,7 +17,7 @@ import torch
 
 from lit_mrl.cli import main
 from lit_mrl.data.crops import Span, read_spans
-from lit_mrl.data.shards import ShardChangedError, iter_shard
+from lit_mrl.formats.shards import ShardChangedError, iter_shard
 
 SR = 16000
 
@@ -206,7 +206,7 @@ def craft_part(path, keys, embeddings, labels, windows=None):
 
 def craft_index(root, task, vocabulary, dim, parts):
     """``index.json`` by hand; digests with the documented function (anyone can compute it)."""
-    from lit_mrl.data.embeddings import array_digest
+    from lit_mrl.formats.embeddings import array_digest
 
     splits = {}
     for name, arrays in parts.items():
@@ -368,7 +368,7 @@ def embed(checkpoint, data, out, *extra):
 def test_a_resumed_embed_adopts_the_parts_a_killed_run_wrote_and_nothing_else(
     tiny_checkpoint, six_tracks, tmp_path, capsys, monkeypatch
 ):
-    from lit_mrl.data.embeddings import PartWriter, load_split, read_index
+    from lit_mrl.formats.embeddings import PartWriter, load_split, read_index
 
     out = tmp_path / "emb"
     flush = PartWriter.flush
@@ -406,8 +406,8 @@ def test_a_resumed_embed_adopts_the_parts_a_killed_run_wrote_and_nothing_else(
 def test_embed_never_writes_a_non_finite_embedding(
     tiny_checkpoint, six_tracks, tmp_path, capsys, monkeypatch
 ):
-    from lit_mrl.data.embeddings import load_split
     from lit_mrl.embed.extractor import TimelineEmbedder
+    from lit_mrl.formats.embeddings import load_split
 
     encode, calls = TimelineEmbedder.encode, []
 
@@ -429,7 +429,7 @@ def test_embed_never_writes_a_non_finite_embedding(
 def test_embed_updates_a_version_1_store_without_embedding_again(
     tiny_checkpoint, six_tracks, tmp_path, capsys
 ):
-    from lit_mrl.data.embeddings import read_index
+    from lit_mrl.formats.embeddings import read_index
 
     out = tmp_path / "emb"
     assert embed(tiny_checkpoint, six_tracks, out) == 0
@@ -683,7 +683,7 @@ def test_a_csv_manifest_meta_column_holds_a_json_object(three_wavs, capsys):
 
 
 def test_one_label_per_row_is_multiclass_and_says_so(three_wavs, capsys):
-    from lit_mrl.data.info import read_info
+    from lit_mrl.formats.info import read_info
 
     rows = [
         {"path": f"{n}.wav", "labels": label}
@@ -706,7 +706,7 @@ def test_one_label_per_row_is_multiclass_and_says_so(three_wavs, capsys):
                            ([[0.5, 1], [1.0, 2], [2.0, 3]], ["target_0", "target_1"])]
 )  # fmt: skip
 def test_a_regression_manifest_needs_no_vocabulary(three_wavs, capsys, targets, names):
-    from lit_mrl.data.info import read_info
+    from lit_mrl.formats.info import read_info
 
     rows = [{"path": f"{n}.wav", "targets": t} for n, t in zip("abc", targets, strict=True)]
     assert shard_manifest(three_wavs, "m.jsonl", rows) == 0

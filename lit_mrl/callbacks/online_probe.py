@@ -24,9 +24,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from lit_mrl.data.crops import center_crop
-from lit_mrl.data.info import read_info, shard_paths
 from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.shards import decode_audio, iter_shard
+from lit_mrl.formats.info import read_info, shard_paths
+from lit_mrl.formats.shards import decode_audio, iter_shard
 from lit_mrl.metrics import key_class_map, score_predictions
 from lit_mrl.models import AudioEncoder, LogMelStats
 

@@ -68,7 +68,7 @@ class LitMRLCLI(LightningCLI):
             raise UsageError("data.root is not set: give --data.root DIR (a folder with info.json)")
         if root is None or not _accepts(model.class_path, "num_tags"):
             return
-        from lit_mrl.data.info import read_info
+        from lit_mrl.formats.info import read_info
 
         info = read_info(root)
         if info.task not in ("multilabel", "multiclass"):

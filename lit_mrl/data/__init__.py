@@ -1,14 +1,10 @@
-# The data modules pull in Lightning; load them lazily so the sharder and verify stay light.
+"""Lightning data: the shard training stream and cached embeddings as batches.
+
+The formats these read (shards, ``info.json``, embedding stores) are in
+:mod:`lit_mrl.formats`, which needs neither torch nor Lightning.
+"""
+
+from lit_mrl.data.datamodule import ShardDataModule
+from lit_mrl.data.embedding_datamodule import EmbeddingDataModule
+
 __all__ = ["EmbeddingDataModule", "ShardDataModule"]
-
-
-def __getattr__(name: str) -> object:
-    if name == "ShardDataModule":
-        from lit_mrl.data.datamodule import ShardDataModule
-
-        return ShardDataModule
-    if name == "EmbeddingDataModule":
-        from lit_mrl.data.embedding_datamodule import EmbeddingDataModule
-
-        return EmbeddingDataModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
-from lit_mrl.data.shards import FlacRef, decode_error, open_audio
+from lit_mrl.formats.shards import FlacRef, decode_error, open_audio
 
 
 class Span(NamedTuple):

@@ -15,11 +15,11 @@ import lightning as L
 import torch
 import webdataset as wds
 
-from lit_mrl.data.info import read_info, shard_paths
 from lit_mrl.data.labels import Task
 from lit_mrl.data.seeds import ResampledShards, SeededShuffle, StreamSeed
 from lit_mrl.data.stream import CropSample, ShardSamples
 from lit_mrl.errors import UsageError
+from lit_mrl.formats.info import read_info, shard_paths
 
 
 def clips_in_batch(batch: dict[str, Any]) -> int:
@@ -77,7 +77,7 @@ class TrainLoader(wds.WebLoader):
 
 
 class ShardDataModule(L.LightningDataModule):
-    """Batches of audio crops from a sharded dataset (see :mod:`lit_mrl.data.shards`).
+    """Batches of audio crops from a sharded dataset (see :mod:`lit_mrl.formats.shards`).
 
     Batches are dicts: ``audio`` ``(B, num_views, clip_samples)`` float32 in [-1, 1],
     ``labels`` (multi-hot ``(B, K)``, class indices ``(B,)`` or values ``(B, K)``

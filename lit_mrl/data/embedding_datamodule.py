@@ -1,4 +1,4 @@
-"""Cached embeddings (see :mod:`lit_mrl.data.embeddings`) as batches for probes.
+"""Cached embeddings (see :mod:`lit_mrl.formats.embeddings`) as batches for probes.
 
 Batches are dicts: ``embedding`` ``(B, D)`` float32 and ``labels`` (``(B, K)`` float
 multi-hot or values, or ``(B,)`` int64 class indices, per the folder's task). Only track
@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lit_mrl.data.embeddings import EmbeddingIndex, append_part, load_split, read_index
 from lit_mrl.errors import UsageError
+from lit_mrl.formats.embeddings import EmbeddingIndex, append_part, load_split, read_index
 
 
 def labels_tensor(labels: np.ndarray, task: str) -> Tensor:
@@ -242,8 +242,8 @@ def write_arrays(
     """Store precomputed track embeddings (made elsewhere, or synthetic) as one split part.
 
     Each track gets a one-window timeline equal to its embedding. The part is listed in
-    ``index.json`` (:func:`lit_mrl.data.embeddings.append_part`); complete the index's
-    other fields with :func:`lit_mrl.data.embeddings.write_index`, before or after.
+    ``index.json`` (:func:`lit_mrl.formats.embeddings.append_part`); complete the index's
+    other fields with :func:`lit_mrl.formats.embeddings.write_index`, before or after.
 
     Args:
         root: embeddings folder.

@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor
 
-from lit_mrl.data.info import Task
+from lit_mrl.formats.info import Task
 
 
 def encode_labels(meta: dict, task: Task, vocabulary: list[str]) -> Tensor:

@@ -1,14 +1,14 @@
 """The stages between shard files and training samples, run inside loader workers.
 
 :class:`ShardSamples` expands shard URLs into samples with the shard reader every tool
-uses (:func:`lit_mrl.data.shards.iter_shard`: only ``.flac`` and ``.json`` members, safe
+uses (:func:`lit_mrl.formats.shards.iter_shard`: only ``.flac`` and ``.json`` members, safe
 keys, valid JSON); a truncated or unreadable shard is skipped with a warning that names it
 and counts the samples lost. :class:`CropSample` decodes only the samples its crops need
 (:func:`lit_mrl.data.crops.read_crops`) and checks every sample's rate against
 ``info.json``. A bad sample is skipped with a warning naming it; if nothing usable comes
 out of many samples in a row, the stream stops with an error instead of spinning forever.
 A shard replaced on disk after it was scanned is a broken shard too: the first sample
-read from it after the change is refused (:class:`~lit_mrl.data.shards.MemberFile` checks
+read from it after the change is refused (:class:`~lit_mrl.formats.shards.MemberFile` checks
 it), a warning names the shard, and the other samples of that scan are skipped; the next
 pass over the shard scans it afresh.
 """
@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from lit_mrl.data.crops import Span, center_span, paired_spans, random_span, read_crops
-from lit_mrl.data.info import Task
 from lit_mrl.data.labels import encode_labels
 from lit_mrl.data.seeds import StreamSeed
-from lit_mrl.data.shards import ShardChangedError, iter_shard
+from lit_mrl.formats.info import Task
+from lit_mrl.formats.shards import ShardChangedError, iter_shard
 
 MAX_CONSECUTIVE_FAILURES = 200
 
@@ -35,7 +35,7 @@ MAX_CONSECUTIVE_FAILURES = 200
 class ShardSamples:
     """Shard URLs -> ``{"key", "flac", "json", "url"}`` samples, skipping broken shards.
 
-    ``flac`` is where the audio lies in the shard (:class:`~lit_mrl.data.shards.FlacRef`),
+    ``flac`` is where the audio lies in the shard (:class:`~lit_mrl.formats.shards.FlacRef`),
     not its bytes: a shuffle buffer of samples holds metadata, whatever the track lengths.
     ``scan`` numbers the passes over shards, so a later stage can tell the samples of a
     scan that went stale from those of the next one.

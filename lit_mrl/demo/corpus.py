@@ -3,7 +3,7 @@
 Writes ``DIR/audio/<corpus>/<key>.flac`` (mono, 22.05 kHz, PCM_16), per corpus
 ``DIR/manifests/<name>.jsonl`` + ``<name>.task.json`` + ``<name>.vocab.txt`` (manifests
 ``python -m data_prep.shard`` reads), and its shards in ``DIR/shards/<name>`` (16 kHz,
-through :func:`lit_mrl.data.audio.load_audio`, the loader the sharder uses).
+through :func:`lit_mrl.formats.audio.load_audio`, the loader the sharder uses).
 
 ``pretrain`` is tagged with instrument families only, so a supervised encoder learns timbre
 but never sees pitch, key or tempo; the downstream tasks (pitch, instrument, key, tempo, tags)
@@ -243,12 +243,12 @@ def build_corpus(
 def shard_corpus(out: Path, name: str, sample_rate: int = 16000) -> None:
     """Shard one rendered corpus into ``out/shards/<name>`` from its manifest.
 
-    Audio is read by :func:`lit_mrl.data.audio.load_audio` (decode, resample with soxr,
+    Audio is read by :func:`lit_mrl.formats.audio.load_audio` (decode, resample with soxr,
     quantise), exactly what ``python -m data_prep.shard`` stores for the same manifest.
     Shards of an interrupted earlier attempt are replaced (the corpus is deterministic).
     """
-    from lit_mrl.data.audio import load_audio
-    from lit_mrl.data.shard_writer import write_dataset
+    from lit_mrl.formats.audio import load_audio
+    from lit_mrl.formats.shard_writer import write_dataset
 
     manifest = out / "manifests" / f"{name}.jsonl"
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]

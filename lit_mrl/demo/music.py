@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from lit_mrl.data.keys import KEY_NAMES, PITCH_CLASS_NAMES
+from lit_mrl.formats.keys import KEY_NAMES, PITCH_CLASS_NAMES
 
 T = TypeVar("T")
 

@@ -3,12 +3,12 @@
 Loader workers decode tracks; the main process computes each track's log-mel on the
 device, cuts its timeline of windows (:mod:`lit_mrl.embed.windows`) and packs the
 windows of many tracks into fixed-size encoder batches (:mod:`lit_mrl.embed.extractor`).
-Output is the format of :mod:`lit_mrl.data.embeddings`: parts per split plus
+Output is the format of :mod:`lit_mrl.formats.embeddings`: parts per split plus
 ``index.json``.
 
 A rerun resumes: tracks already in recorded parts are skipped (parts ``index.json``
 lists, and those a run killed before it finished recorded in its journals; see
-:mod:`lit_mrl.data.embedding_index`). ``index.json`` holds a fingerprint of the weights
+:mod:`lit_mrl.formats.embedding_index`). ``index.json`` holds a fingerprint of the weights
 (and the windowing and input), so a rerun with another checkpoint, other settings or
 another input refuses to mix its embeddings with the old ones; ``--overwrite`` starts
 over. One run at a time may write a folder (a lock). Tracks that cannot be used
@@ -99,12 +99,12 @@ def embed(
     """
     import torch
 
-    from lit_mrl.data.embeddings import EmbeddingIndex
-    from lit_mrl.data.files import lock_dir
     from lit_mrl.embed.extractor import TimelineEmbedder
     from lit_mrl.embed.models import load_audio_encoder
     from lit_mrl.embed.output import finish_index, prepare_output, start_index
     from lit_mrl.embed.sources import open_input
+    from lit_mrl.formats.embeddings import EmbeddingIndex
+    from lit_mrl.formats.files import lock_dir
 
     splits, random_init, allow_class = (
         [v] if isinstance(v, str) else v for v in (splits, random_init, allow_class)
@@ -231,8 +231,8 @@ def run_splits(
     """
     from torch.utils.data import DataLoader
 
-    from lit_mrl.data.embeddings import PartWriter
     from lit_mrl.embed.output import done_keys
+    from lit_mrl.formats.embeddings import PartWriter
 
     failed = 0
     with open(folder / share.errors_name, "w") as errors:

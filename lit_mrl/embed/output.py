@@ -3,7 +3,7 @@
 Every rank of a run reads the folder first (:func:`prepare_output`: the same answer
 everywhere); rank 0 then writes the index with the parts kept and deletes the old
 journals (:func:`start_index`) before any part is written, and once every rank is done
-lists every recorded part (:func:`finish_index`). See :mod:`lit_mrl.data.embedding_index`
+lists every recorded part (:func:`finish_index`). See :mod:`lit_mrl.formats.embedding_index`
 for the journals that make a run killed with ``kill -9`` resumable.
 """
 
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lit_mrl.data.embedding_index import (
+from lit_mrl.errors import UsageError
+from lit_mrl.formats.embedding_index import (
     INDEX_NAME,
     PART_ARRAYS,
     EmbeddingIndex,
@@ -24,8 +25,7 @@ from lit_mrl.data.embedding_index import (
     recorded_parts,
     write_index,
 )
-from lit_mrl.data.embeddings import part_entry, read_part
-from lit_mrl.errors import UsageError
+from lit_mrl.formats.embeddings import part_entry, read_part
 
 ERRORS_NAME = "errors.jsonl"
 # index.json fields that must agree for a rerun to add to an existing output folder
@@ -69,7 +69,7 @@ def prepare_output(folder: Path, index: EmbeddingIndex, overwrite: bool) -> dict
     digests).
 
     Returns:
-        The kept parts per split (:class:`~lit_mrl.data.embedding_index.SplitEntry`).
+        The kept parts per split (:class:`~lit_mrl.formats.embedding_index.SplitEntry`).
 
     Raises:
         UsageError: the folder holds embeddings of other weights, settings or input.

@@ -11,7 +11,7 @@ unread rest of a truncated shard) instead, so one bad file never stops the run.
 Work is divided among ``world`` processes (ranks) and their loader workers: reader
 ``rank * num_workers + worker`` of ``world * num_workers`` takes whole shards (or every
 n-th file) when there are enough, and every n-th sample otherwise. Audio files are read
-by :func:`lit_mrl.data.audio.load_audio`, the loader the sharder uses, so a file
+by :func:`lit_mrl.formats.audio.load_audio`, the loader the sharder uses, so a file
 embedded directly and through its shard gives the same embedding.
 """
 
@@ -26,13 +26,13 @@ import numpy as np
 import soundfile as sf
 from torch.utils.data import IterableDataset, get_worker_info
 
-from lit_mrl.data.audio import iter_audio
-from lit_mrl.data.formats import worth_decoding
-from lit_mrl.data.info import INFO_NAME, read_info
-from lit_mrl.data.info import shard_paths as list_shards
 from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.shards import FlacRef, decode_error, iter_shard, open_audio
 from lit_mrl.errors import UsageError
+from lit_mrl.formats.audio import iter_audio
+from lit_mrl.formats.containers import worth_decoding
+from lit_mrl.formats.info import INFO_NAME, read_info
+from lit_mrl.formats.info import shard_paths as list_shards
+from lit_mrl.formats.shards import FlacRef, decode_error, iter_shard, open_audio
 
 BLOCK_SAMPLES = 60 * 16000  # a minute at 16 kHz
 
@@ -256,7 +256,7 @@ def open_input(path: str | Path, file_split: str = "all") -> EmbeddingInput:
 
     A folder with ``info.json`` is a sharded dataset. Any other folder is searched
     recursively for audio, told by extension or first bytes as the sharder does
-    (:func:`lit_mrl.data.formats.worth_decoding`; ``notes.txt`` is skipped); keys are
+    (:func:`lit_mrl.formats.containers.worth_decoding`; ``notes.txt`` is skipped); keys are
     paths relative to it. A text file lists audio paths, one a line, relative to the
     list's folder, each decided by its content whatever its name; keys are the lines
     as written.

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lit_mrl.data.files import atomic_write
+from lit_mrl.formats.files import atomic_write
 
 RESULTS_NAME = "results.json"
 FORMAT_VERSION = 2  # 2: test intervals, early stopping, per-class intervals

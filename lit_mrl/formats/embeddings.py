@@ -20,7 +20,7 @@ extraction resumes from the parts that exist. Arrays of a part:
   ``offsets`` ``(N + 1,)`` int64 first row of each track, ``timestamps`` ``(W,)``
   window centres in seconds.
 
-Only the parts ``index.json`` lists are read (:mod:`lit_mrl.data.embedding_index`): a
+Only the parts ``index.json`` lists are read (:mod:`lit_mrl.formats.embedding_index`): a
 part on disk it does not list is ignored with a warning naming it; a listed part that is
 missing, whose arrays differ from their digests or whose arrays disagree in length is an
 error naming it; so are embeddings that are not ``(N, D)`` or not finite, and labels that
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from lit_mrl.data.embedding_checks import check_lengths, check_values
-from lit_mrl.data.embedding_index import (
+from lit_mrl.formats.embedding_checks import check_lengths, check_values
+from lit_mrl.formats.embedding_index import (
     FORMAT_VERSION,
     INDEX_NAME,
     PART_ARRAYS,
@@ -59,7 +59,7 @@ from lit_mrl.data.embedding_index import (
     record_parts,
     write_index,
 )
-from lit_mrl.data.files import atomic_file
+from lit_mrl.formats.files import atomic_file
 
 __all__ = [
     "FORMAT_VERSION", "INDEX_NAME", "EmbeddingIndex", "EmbeddingSet", "PartEntry", "PartWriter",
@@ -298,7 +298,7 @@ class PartWriter:
     """Collects embedded tracks of one split into parts of ``part_size`` tracks.
 
     Each part is recorded in the writer's journal before it gets its final name (see
-    :mod:`lit_mrl.data.embedding_index`); the run that finishes merges the journals into
+    :mod:`lit_mrl.formats.embedding_index`); the run that finishes merges the journals into
     ``index.json``.
 
     Args:

@@ -1,7 +1,7 @@
 """What a file is: audio extensions for folder scans, leading bytes for everything else.
 
-A file's content decides how it is decoded (:mod:`lit_mrl.data.audio`): libsndfile
-first, FFmpeg (:mod:`lit_mrl.data.ffmpeg`, the optional ``lit_mrl[ffmpeg]`` extra) for
+A file's content decides how it is decoded (:mod:`lit_mrl.formats.audio`): libsndfile
+first, FFmpeg (:mod:`lit_mrl.formats.ffmpeg`, the optional ``lit_mrl[ffmpeg]`` extra) for
 the containers libsndfile does not read. Extensions only choose which files of a
 folder are worth opening, so a scan never decodes ``README.txt`` or ``cover.jpg``;
 a file named in a manifest or a file list is decided by its content alone.

@@ -7,7 +7,7 @@ torchcodec was considered and rejected because it needs a system FFmpeg (and tor
 which data preparation does not import). ``av`` is imported only when a file needs it.
 
 This module only decodes: :func:`open_blocks` gives the native rate and float32
-``(frames, channels)`` blocks, and :mod:`lit_mrl.data.audio` downmixes, resamples and
+``(frames, channels)`` blocks, and :mod:`lit_mrl.formats.audio` downmixes, resamples and
 rounds them exactly as it does libsndfile's.
 """
 

@@ -2,7 +2,7 @@
 
 The index lists every part of every split with its item count, its window count and a
 sha256 digest of each of its arrays. Readers use only the listed parts and check each
-against its entry (:func:`lit_mrl.data.embeddings.load_split`), so a part copied in by
+against its entry (:func:`lit_mrl.formats.embeddings.load_split`), so a part copied in by
 hand, left over from another run, or changed since it was written is never read as if
 it belonged::
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lit_mrl.data.files import atomic_write
-from lit_mrl.data.info import TASKS
+from lit_mrl.formats.files import atomic_write
+from lit_mrl.formats.info import TASKS
 
 # 2: parts listed with counts and digests (1 listed bare names, and readers read every
 # part on disk)
@@ -68,7 +68,7 @@ class PartEntry:
         name: file name in the folder (see :func:`part_name`).
         num_samples: tracks N (rows of ``keys``, ``embeddings``, ``labels``).
         num_windows: window embeddings W (rows of ``timeline``, ``timestamps``).
-        digests: sha256 of each array (:func:`lit_mrl.data.embeddings.array_digest`).
+        digests: sha256 of each array (:func:`lit_mrl.formats.embeddings.array_digest`).
     """
 
     name: str

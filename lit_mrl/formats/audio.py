@@ -4,12 +4,12 @@
 track embedded straight from disk and the same track read back from its shard are
 bit-identical: decode block by block, average the channels, resample once with a
 streaming soxr resampler (``"HQ"``), and round to the PCM_16 grid
-(:func:`quantize_pcm16`, the step :func:`lit_mrl.data.shards.encode_flac` takes before
+(:func:`quantize_pcm16`, the step :func:`lit_mrl.formats.shards.encode_flac` takes before
 writing FLAC).
 
-The file's content, not its name, picks the decoder (:mod:`lit_mrl.data.formats`):
+The file's content, not its name, picks the decoder (:mod:`lit_mrl.formats.containers`):
 libsndfile (soundfile) for WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF, AU, CAF, W64, RF64,
-...; FFmpeg through PyAV (:mod:`lit_mrl.data.ffmpeg`, the ``lit_mrl[ffmpeg]`` extra)
+...; FFmpeg through PyAV (:mod:`lit_mrl.formats.ffmpeg`, the ``lit_mrl[ffmpeg]`` extra)
 for MP4/M4A, ADTS AAC, WebM/Matroska and whatever else libsndfile cannot open. Both
 feed the same downmix, resampler, rounding and NaN/Inf check.
 
@@ -32,8 +32,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from lit_mrl.data import ffmpeg
-from lit_mrl.data.formats import SNIFF_BYTES, looks_like_other, sniff
+from lit_mrl.formats import ffmpeg
+from lit_mrl.formats.containers import SNIFF_BYTES, looks_like_other, sniff
 
 READ_BLOCK_FRAMES = 1 << 18  # about 6 s at 44.1 kHz: bounds memory on long tracks
 PCM16_SCALE = 32768  # int16 full scale: k / 32768 for k in [-32768, 32767]

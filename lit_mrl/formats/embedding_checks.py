@@ -2,7 +2,7 @@
 
 Parts come from disk and may have been made or edited by anyone; these checks make a part
 that does not fit an error naming it, the array and how many rows are wrong, before any
-number of it is used (:func:`lit_mrl.data.embeddings.load_split`).
+number of it is used (:func:`lit_mrl.formats.embeddings.load_split`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_mrl.data.embedding_index import TRACK_ARRAYS, EmbeddingIndex, PartEntry
+from lit_mrl.formats.embedding_index import TRACK_ARRAYS, EmbeddingIndex, PartEntry
 
 
 def _shape(array: np.ndarray) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lit_mrl.data.files import fsync_dir
-from lit_mrl.data.info import DatasetInfo, SplitInfo, Task, write_info
-from lit_mrl.data.shards import KEY_RE, TAR_END_BYTES, check_names, encode_flac, shard_name
+from lit_mrl.formats.files import fsync_dir
+from lit_mrl.formats.info import DatasetInfo, SplitInfo, Task, write_info
+from lit_mrl.formats.shards import KEY_RE, TAR_END_BYTES, check_names, encode_flac, shard_name
 
 
 def _check_meta(key: str, split: str, meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,9 +35,9 @@ import numpy as np
 import soundfile as sf
 
 # decode_audio lives with the audio loader; re-exported here for existing imports
-from lit_mrl.data.audio import decode_audio as decode_audio
-from lit_mrl.data.audio import quantize_pcm16
-from lit_mrl.data.formats import AUDIO_EXTENSIONS
+from lit_mrl.formats.audio import decode_audio as decode_audio
+from lit_mrl.formats.audio import quantize_pcm16
+from lit_mrl.formats.containers import AUDIO_EXTENSIONS
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]")
@@ -52,7 +52,7 @@ def sanitize_key(text: str) -> str:
 
     WebDataset splits member names at the first dot, so keys hold only
     ``[A-Za-z0-9_-]``: a trailing audio extension
-    (:data:`~lit_mrl.data.formats.AUDIO_EXTENSIONS`) is dropped, every other
+    (:data:`~lit_mrl.formats.containers.AUDIO_EXTENSIONS`) is dropped, every other
     character becomes ``_``, and leading/trailing ``_`` are stripped (from
     absolute or ``../`` paths). ``"rock/rock.00001.wav"`` -> ``"rock_rock_00001"``.
 

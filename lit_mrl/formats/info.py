@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from lit_mrl.data.files import atomic_write
+from lit_mrl.formats.files import atomic_write
 
 FORMAT_VERSION = 1
 INFO_NAME = "info.json"
