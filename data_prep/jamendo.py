@@ -1,131 +1,13 @@
-"""MTG-Jamendo auto-tagging: ``python -m data_prep.jamendo --root AUDIO --splits-dir SPLIT --out OUT``.
+"""Deprecated: ``python -m data_prep.jamendo`` is ``python -m data_prep.datasets.jamendo`` (same flags)."""
 
-``--root`` holds the audio as unpacked from the official tars (``00/`` ..
-``99/``, each with ``<id>.mp3``, or ``<id>.low.mp3`` with ``--low-quality``).
-``--splits-dir`` is one split folder of the metadata repository
-(``mtg-jamendo-dataset/data/splits/split-0``), holding
-``autotagging[_<subset>]-{train,validation,test}.tsv``.
-
-Each TSV line is ``TRACK_ID ARTIST_ID ALBUM_ID PATH DURATION TAGS`` where TAGS
-is not one field but every remaining tab-separated field
-(``genre---rock<TAB>instrument---piano<TAB>mood/theme---happy``). Labels are the
-full tag strings; the vocabulary is every tag seen in the three files, sorted,
-or ``--tags FILE`` (one per line, other tags dropped).
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from data_prep.manifest import (
-    Entry,
-    MetadataError,
-    Prepared,
-    Skipped,
-    make_parser,
-    read_vocabulary,
-    require_file,
-    run_adapter,
-)
-
-SUBSET_FILES = {
-    "top50": "autotagging_top50tags",
-    "genre": "autotagging_genre",
-    "instrument": "autotagging_instrument",
-    "moodtheme": "autotagging_moodtheme",
-    "all": "autotagging",
-}
-FILE_SPLITS = {"train": "train", "validation": "valid", "test": "test"}
-HEADER = ["TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS"]
-CATEGORIES = ("genre", "instrument", "mood/theme")
-
-
-def read_split(path: Path) -> list[tuple[int, str, str, list[str]]]:
-    """``(line, track_id, audio path, tags)`` per track of one split TSV."""
-    lines = require_file(path, "MTG-Jamendo split file").read_text(encoding="utf-8").splitlines()
-    if not lines or lines[0].rstrip("\r").split("\t") != HEADER:
-        raise MetadataError(path, f"expected the header {' '.join(HEADER)} (tab-separated)", 1)
-    rows = []
-    for number, text in enumerate(lines[1:], 2):
-        if not text.strip():
-            continue
-        fields = text.rstrip("\r").split("\t")
-        if len(fields) < len(HEADER):
-            raise MetadataError(
-                path,
-                f"expected at least {len(HEADER)} tab-separated fields, got {len(fields)}",
-                number,
-            )
-        track_id, _, _, audio, duration, *tags = (field.strip() for field in fields)
-        if not track_id.startswith("track_") or not audio.endswith(".mp3"):
-            raise MetadataError(
-                path, f"expected 'track_<id> ... <dd>/<id>.mp3', got {text!r}", number
-            )
-        try:
-            float(duration)
-        except ValueError:
-            raise MetadataError(path, f"DURATION {duration!r} is not a number", number) from None
-        tags = list(dict.fromkeys(tag for tag in tags if tag))
-        for tag in tags:
-            category, _, name = tag.partition("---")
-            if category not in CATEGORIES or not name:
-                raise MetadataError(path, f"tag {tag!r} is not '<category>---<name>'", number)
-        rows.append((number, track_id, audio, tags))
-    return rows
-
-
-def prepare(args: argparse.Namespace) -> Prepared:
-    stem = SUBSET_FILES[args.subset]
-    per_split, seen = {}, {}
-    for file_split, split in FILE_SPLITS.items():
-        path = args.splits_dir / f"{stem}-{file_split}.tsv"
-        per_split[split] = read_split(path)
-        for number, track_id, *_ in per_split[split]:
-            if track_id in seen:
-                raise MetadataError(path, f"{track_id} is also listed at {seen[track_id]}", number)
-            seen[track_id] = f"{path}:{number}"
-    if args.tags is not None:
-        vocabulary = read_vocabulary(args.tags)
-    else:
-        vocabulary = sorted({tag for rows in per_split.values() for row in rows for tag in row[3]})
-    known = set(vocabulary)
-    entries, skipped = [], []
-    for split, rows in per_split.items():
-        for _, track_id, audio, tags in rows:
-            if args.low_quality:
-                audio = audio.removesuffix(".mp3") + ".low.mp3"
-            labels = [tag for tag in tags if tag in known]
-            if not labels:
-                skipped.append(Skipped(audio, "no tag of the vocabulary"))
-                continue
-            entries.append(Entry(args.root / audio, split, track_id, track_id, labels))
-    return Prepared(
-        task="multilabel",
-        vocabulary=vocabulary,
-        entries=entries,
-        skipped=skipped,
-        description=f"MTG-Jamendo {args.subset}: {len(vocabulary)} tags, {args.splits_dir.name}",
-        notes={"subset": args.subset, "splits_dir": str(args.splits_dir)},
-    )
+from data_prep.deprecated import forward
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = make_parser("python -m data_prep.jamendo", __doc__)
-    parser.add_argument(
-        "--splits-dir",
-        type=Path,
-        required=True,
-        help="e.g. mtg-jamendo-dataset/data/splits/split-0",
-    )
-    parser.add_argument("--subset", choices=list(SUBSET_FILES), default="top50")
-    parser.add_argument("--tags", type=Path, help="vocabulary, one tag per line (default: seen)")
-    parser.add_argument(
-        "--low-quality", action="store_true", help="read <id>.low.mp3 (the audio-low release)"
-    )
-    return run_adapter(parser, prepare, argv)
+    return forward("jamendo", argv)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from data_prep.options import EXIT_CODES_HELP, add_debug_flag, run_main
+from data_prep.core.flags import EXIT_CODES_HELP, FlagParser, add_debug_flag, run_main
 from lit_mrl.errors import UsageError
 from lit_mrl.formats.audio import decode_audio
 from lit_mrl.formats.files import atomic_write
@@ -256,12 +256,11 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 if the folder matches its info.json, 1 if not, 2 for usage errors."""
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog=PROG,
         description="Decode every sample of every shard in info.json and check it matches.",
         epilog="for verify, 1 means: problems found (each printed as 'problem: ...')\n\n"
         + EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("root", help="dataset folder holding info.json")
     parser.add_argument("--keys", help="write the sorted sample keys to this file")

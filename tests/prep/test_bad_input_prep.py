@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep import gtzan, shard, verify
+from data_prep import shard, verify
+from data_prep.datasets import gtzan
 from lit_mrl.formats.info import read_info
 from lit_mrl.formats.shard_writer import write_dataset
 from lit_mrl.formats.shards import iter_shard
 
 SHARD = "python -m data_prep.shard: error: "
+SR = 16000
 NAMES = ["a", "b", "c", "d", "e"]
 
 
@@ -158,7 +160,7 @@ def test_out_holding_another_datasets_shards_is_refused(sharded, capsys):
 def test_out_of_disk_space_exits_3_and_a_rerun_completes(tmp_path, capsys, monkeypatch):
     write_tracks(tmp_path)
     manifest = write_manifest(tmp_path / "m.jsonl", rows())
-    common = ["--manifest", manifest, "--workers", 0, "--max-shard-samples", 2]
+    common = ["--manifest", manifest, "--workers", 0, "--max_shard_samples", 2]
     assert run_shard(capsys, *common, "--out", tmp_path / "clean")[0] == 0
     addfile, calls = tarfile.TarFile.addfile, []
 
@@ -235,9 +237,9 @@ def test_missing_manifest_is_one_line(tmp_path, capsys):
     ("flag", "value", "message"),
     [
         ("--workers", "-1", "argument --workers: must be at least 0, got -1"),
-        ("--max-seconds", "-2", "argument --max-seconds: must be positive, got -2"),
-        ("--max-shard-mb", "0", "argument --max-shard-mb: must be positive, got 0"),
-        ("--sample-rate", "16k", "argument --sample-rate: expected an integer, got '16k'"),
+        ("--max_seconds", "-2", "argument --max_seconds: must be positive, got -2"),
+        ("--max_shard_mb", "0", "argument --max_shard_mb: must be positive, got 0"),
+        ("--sample_rate", "16k", "argument --sample_rate: expected an integer, got '16k'"),
     ],
 )
 def test_bad_numbers_are_parse_errors_naming_the_option(tmp_path, capsys, flag, value, message):
@@ -265,11 +267,11 @@ def test_adapter_metadata_error_is_one_line(tmp_path, capsys):
     (tmp_path / "t.txt").write_text("blues/blues.00000.wav\n")
 
     code = gtzan.main(["--root", str(tmp_path), "--out", str(tmp_path / "o"),
-                       *(f"--{s}-split={tmp_path / 't.txt'}" for s in ("train", "valid", "test"))])  # fmt: skip
+                       *(f"--{s}_split={tmp_path / 't.txt'}" for s in ("train", "valid", "test"))])  # fmt: skip
 
     assert code == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"python -m data_prep.gtzan: error: {tmp_path}: no genres/<genre>/ folders (expected "
+        f"python -m data_prep.datasets.gtzan: error: {tmp_path}: no genres/<genre>/ folders (expected "
         "genres/blues/blues.00000.au or .wav) (traceback: --debug or LIT_MRL_DEBUG=1)"
     ]
 
@@ -338,3 +340,52 @@ def test_verify_of_a_folder_without_info_is_a_usage_error(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(
         f"python -m data_prep.verify: error: no dataset info at {tmp_path / 'info.json'}"
     )
+
+
+def flac_claiming(samples_claimed: int | None) -> bytes:
+    """A 1 s FLAC whose STREAMINFO total-samples field (36 bits at byte 18) is rewritten."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(SR, dtype=np.float32), SR, format="FLAC", subtype="PCM_16")
+    data = bytearray(buffer.getvalue())
+    if samples_claimed is not None:
+        fields = int.from_bytes(data[18:26], "big")
+        fields = fields >> 36 << 36 | samples_claimed
+        data[18:26] = fields.to_bytes(8, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("claimed", "problem"),
+    [
+        (0, "FLAC header claims 0 samples (zero-length or unknown length)"),
+        (2**36 - 1, "FLAC header claims 68719476735 samples, decoding fails after 0 "
+                    "(Internal psf_fseek() failed.)"),
+        (None, None),
+    ],
+    ids=["zero", "huge", "honest"],
+)  # fmt: skip
+def test_verify_names_a_flac_header_that_lies_about_its_length(tmp_path, capsys, claimed, problem):
+    meta = {"key": "a", "track_id": "a", "split": "test", "duration": 1.0, "labels": []}
+    shard = tmp_path / "x-test-000000.tar"
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in (
+            ("a.flac", flac_claiming(claimed)),
+            ("a.json", json.dumps(meta).encode()),
+        ):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    splits = {
+        "test": {"num_samples": 1, "seconds": 1.0, "shards": [shard.name], "shard_num_samples": [1]}
+    }
+    info = {"format_version": 1, "dataset": "x", "sample_rate": SR, "task": "none",
+            "vocabulary": [], "total_seconds": 1.0, "splits": splits}  # fmt: skip
+    (tmp_path / "info.json").write_text(json.dumps(info))
+    code = verify.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    if problem is None:
+        assert (code, problems) == (0, [])
+    else:
+        assert code == 1
+        assert problems[0] == f"problem: {shard.name}: a: {problem}"

@@ -7,10 +7,13 @@ already has) and a ``fingerprint`` object with what else changes the audio::
     "fingerprint": {"path": "/abs/path/a.wav", "size": 88244, "mtime_ns": 1718000000000000000,
                     "max_seconds": null}
 
+(a track read from a tar member adds ``"member"``, its name; ``size`` is the member's and
+``mtime_ns`` the tar's.)
+
 The shard is the journal: a sample and its fingerprint are written together, so a
 crash never leaves one without the other. On a rerun, a sharded key whose row now
 differs (another file, size or modification time, other labels, targets, meta, split
-or ``--max-seconds``), or that is no longer among the inputs, stops the run
+or ``--max_seconds``), or that is no longer among the inputs, stops the run
 (:func:`check_unchanged`); ``--overwrite`` starts the dataset over.
 """
 
@@ -20,7 +23,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from data_prep.inputs import Item, pending
+from data_prep.core.inputs import pending
+from data_prep.core.rows import Item
 from lit_mrl.errors import UsageError
 
 FINGERPRINT = "fingerprint"
@@ -29,13 +33,16 @@ COMPARED = ("split", "labels", "targets", "track_id", "meta", FINGERPRINT)
 
 
 def fingerprint(item: Item, max_seconds: float | None) -> dict[str, Any]:
-    """The ``fingerprint`` object of an input that :func:`~data_prep.inputs.check_files` found."""
-    return {
+    """The ``fingerprint`` object of an input that :func:`~data_prep.core.inputs.check_files` found."""
+    found = {
         "path": os.path.abspath(item.path),
         "size": item.size,
         "mtime_ns": item.mtime_ns,
         "max_seconds": max_seconds,
     }
+    if item.member is not None:
+        found["member"] = item.member.name
+    return found
 
 
 def compared_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,12 +69,14 @@ def describe_change(sharded: Mapping[str, Any], now: Mapping[str, Any]) -> str |
         return "the sample has no input fingerprint (sharded by an older data_prep)"
     if old.get("path") != new["path"]:
         return f"path differs: {old.get('path')} in the shard, {new['path']} now"
+    if old.get("member") != new.get("member"):
+        return f"tar member differs: {old.get('member')} in the shard, {new.get('member')} now"
     if old.get("size") != new["size"]:
         return f"file changed: {old.get('size')} bytes when sharded, {new['size']} now"
     if old.get("mtime_ns") != new["mtime_ns"]:
         return "file changed: modified since it was sharded"
     if old.get("max_seconds") != new["max_seconds"]:
-        return f"--max-seconds differs: {old.get('max_seconds')} in the shard, {new['max_seconds']} now"
+        return f"--max_seconds differs: {old.get('max_seconds')} in the shard, {new['max_seconds']} now"
     for name in COMPARED[:-1]:
         if sharded.get(name) != now[name]:
             verb = "differ" if name.endswith("s") else "differs"
@@ -83,7 +92,7 @@ def find_changes(
     Args:
         items: this run's inputs (failed ones included).
         sharded: key -> :func:`compared_fields` of every sample already in the shards.
-        max_seconds: this run's ``--max-seconds``.
+        max_seconds: this run's ``--max_seconds``.
 
     Returns:
         ``(changed, removed)``: key -> what changed, for each kind.
@@ -115,7 +124,7 @@ def check_unchanged(
     Args:
         items: this run's inputs.
         sharded: see :func:`find_changes`.
-        max_seconds: this run's ``--max-seconds``.
+        max_seconds: this run's ``--max_seconds``.
         where: the dataset and folder, for the message (``"'cat' in shards/cat"``).
 
     Raises:

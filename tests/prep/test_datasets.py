@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_prep import emomusic, giantsteps, gtzan, jamendo, msd, mtat, nsynth, verify
+from data_prep import verify
+from data_prep.datasets import emomusic, giantsteps, gtzan, jamendo, msd, mtat, nsynth
 from lit_mrl.formats.info import read_info
 from lit_mrl.formats.keys import KEY_NAMES
 
@@ -122,7 +123,7 @@ def test_mtat_tag_list_and_keep_untagged(tmp_path):
     (tmp_path / "tags.txt").write_text("rare\nguitar\n")
     out = tmp_path / "out"
     args = ["--root", tmp_path / "mtt", "--out", out, "--tags", tmp_path / "tags.txt"]
-    assert run(mtat, *args, "--keep-untagged", "--manifest-only") == 0
+    assert run(mtat, *args, "--keep_untagged", "--manifest_only") == 0
     rows = manifest(out)
     assert task_of(out)["vocabulary"] == ["rare", "guitar"]
     assert (rows["00012"]["labels"], rows["00014"]["labels"]) == (["rare"], [])
@@ -176,7 +177,7 @@ def write_jamendo(root: Path, rows=JAMENDO) -> Path:
 def test_jamendo_multi_tag_tsv(tmp_path):
     splits = write_jamendo(tmp_path)
     out = tmp_path / "jamendo"
-    assert run(jamendo, "--root", tmp_path / "audio", "--splits-dir", splits, "--out", out) == 0
+    assert run(jamendo, "--root", tmp_path / "audio", "--splits_dir", splits, "--out", out) == 0
     rows = manifest(out)
     assert rows["track_0000214"]["labels"] == [
         "genre---rock", "instrument---guitar", "mood/theme---happy",
@@ -198,14 +199,14 @@ def test_jamendo_multi_tag_tsv(tmp_path):
 def test_jamendo_low_quality_paths(tmp_path):
     splits = write_jamendo(tmp_path)
     out = tmp_path / "out"
-    args = ["--root", tmp_path, "--splits-dir", splits, "--out", out, "--low-quality"]
-    assert run(jamendo, *args, "--manifest-only") == 0
+    args = ["--root", tmp_path, "--splits_dir", splits, "--out", out, "--low_quality"]
+    assert run(jamendo, *args, "--manifest_only") == 0
     assert manifest(out)["track_0001000"]["path"].endswith("00/1000.low.mp3")
 
 
 def test_jamendo_malformed_and_duplicate(tmp_path, capsys):
     splits = write_jamendo(tmp_path)
-    args = ["--root", tmp_path, "--splits-dir", splits, "--out", tmp_path / "out"]
+    args = ["--root", tmp_path, "--splits_dir", splits, "--out", tmp_path / "out"]
     test_file = splits / "autotagging_top50tags-test.tsv"
     test_file.write_text(
         f"{JAMENDO_HEADER}\ntrack_0000214\tartist_1\talbum_1\t14/214.mp3\t1.0\tgenre---rock\n"
@@ -247,7 +248,7 @@ def write_gtzan(root: Path) -> dict[str, Path]:
 def gtzan_args(root: Path, files: dict[str, Path], out: Path) -> list:
     args = ["--root", root, "--out", out]
     for split, path in files.items():
-        args += [f"--{split}-split", path]
+        args += [f"--{split}_split", path]
     return args
 
 
@@ -356,7 +357,7 @@ def test_nsynth_pitch_skips_out_of_range(tmp_path):
 def test_nsynth_family_keeps_every_note(tmp_path):
     write_nsynth(tmp_path / "nsynth")
     out = tmp_path / "fam"
-    args = ["--root", tmp_path / "nsynth", "--task", "family", "--out", out, "--manifest-only"]
+    args = ["--root", tmp_path / "nsynth", "--task", "family", "--out", out, "--manifest_only"]
     assert run(nsynth, *args) == 0
     assert task_of(out)["vocabulary"] == list(nsynth.FAMILIES)
     assert manifest(out)["guitar_electronic_021-008-100"]["labels"] == ["guitar"]
@@ -415,7 +416,7 @@ def write_giantsteps(root: Path) -> tuple[Path, Path]:
 def test_giantsteps_keys_sharp_names_and_mtg_train(tmp_path):
     test_root, mtg_root = write_giantsteps(tmp_path)
     out = tmp_path / "gs"
-    args = ["--root", test_root, "--mtg-root", mtg_root, "--out", out, "--valid-fraction", "0.5"]
+    args = ["--root", test_root, "--mtg_root", mtg_root, "--out", out, "--valid_fraction", "0.5"]
     assert run(giantsteps, *args) == 0
     rows = manifest(out)
     assert task_of(out)["vocabulary"] == list(KEY_NAMES)
@@ -488,7 +489,7 @@ def write_emomusic(root: Path) -> Path:
 def test_emomusic_regression_standardised(tmp_path):
     write_emomusic(tmp_path / "emo")
     out = tmp_path / "emomusic"
-    args = ["--root", tmp_path / "emo", "--out", out, "--valid-fraction", "0.5"]
+    args = ["--root", tmp_path / "emo", "--out", out, "--valid_fraction", "0.5"]
     assert run(emomusic, *args) == 0
     rows, task = manifest(out), task_of(out)
     assert (task["task"], task["vocabulary"]) == ("regression", ["arousal", "valence"])
@@ -507,8 +508,8 @@ def test_emomusic_split_file_raw_targets(tmp_path):
     split_file = tmp_path / "split.csv"
     split_file.write_text("song_id,split\n2,train\n3,valid\n10,test\n")
     out = tmp_path / "out"
-    args = ["--root", tmp_path / "emo", "--out", out, "--split-file", split_file]
-    assert run(emomusic, *args, "--targets", "raw", "--manifest-only") == 0
+    args = ["--root", tmp_path / "emo", "--out", out, "--split_file", split_file]
+    assert run(emomusic, *args, "--targets", "raw", "--manifest_only") == 0
     rows = manifest(out)
     assert {k: (r["split"], r["targets"]) for k, r in rows.items()} == {
         "0002": ("train", [3.1, 5.0]), "0003": ("valid", [6.2, 4.4]), "0010": ("test", [5.5, 5.5]),
@@ -550,7 +551,7 @@ def write_msd(root: Path) -> list:
                 write_audio(root / "audio" / path, seed + i)
                 audio_rows.append(f"{track_id}\t{path}")
     (root / "audio_paths.tsv").write_text("\n".join(audio_rows) + "\n")
-    return [*args, "--audio-list", root / "audio_paths.tsv", "--tags", root / "50tagList.txt"]
+    return [*args, "--audio_list", root / "audio_paths.tsv", "--tags", root / "50tagList.txt"]
 
 
 def test_msd_choi_split(tmp_path):
@@ -593,9 +594,9 @@ def test_adapter_shards_feed_embed_and_probe(tmp_path, dataset):
     else:
         write_emomusic(tmp_path / "emo")
         assert (
-            run(emomusic, "--root", tmp_path / "emo", "--out", out, "--valid-fraction", "0.5") == 0
+            run(emomusic, "--root", tmp_path / "emo", "--out", out, "--valid_fraction", "0.5") == 0
         )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     code = lit_mrl([
         "embed", "--random_init", str(root / "configs/demo/contrastive.yaml"), "--seed", "0",
         "--input", str(out), "--out", str(tmp_path / "emb"), "--num_workers", "0",

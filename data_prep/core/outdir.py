@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_prep.fingerprint import compared_fields
+from data_prep.core.fingerprint import compared_fields
 from lit_mrl.errors import UsageError
 from lit_mrl.formats.files import fsync_dir
 from lit_mrl.formats.info import INFO_NAME, DatasetInfo, SplitInfo
@@ -40,7 +40,7 @@ class OutState:
 
     Args:
         records: the complete shards.
-        sharded: key -> the fields resume compares (see :mod:`data_prep.fingerprint`).
+        sharded: key -> the fields resume compares (see :mod:`data_prep.core.fingerprint`).
         sample_rates: sample rates found in the samples' metadata, in Hz.
         next_index: split -> index of the next shard to write.
     """

@@ -15,7 +15,7 @@ from data_prep import shard, verify
 from lit_mrl.formats.info import read_info
 from lit_mrl.formats.shards import decode_audio, iter_shard, sanitize_key
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # (relative path, sample rate, channels, seconds, soundfile subtype)
 GOOD_FILES = [
@@ -102,7 +102,7 @@ def test_folder_input_shards_good_files_and_reports_each_bad_one(tmp_path):
     out = tmp_path / "out"
 
     status = run_sharder(
-        "--input", tmp_path / "in", "--out", out, "--labels-from-parent", "--workers", 0
+        "--input", tmp_path / "in", "--out", out, "--labels_from_parent", "--workers", 0
     )
 
     assert status == 1
@@ -171,7 +171,7 @@ def test_csv_manifest_and_max_seconds(tmp_path, audio_dir):
     manifest.write_text("path,split,labels,key\nrock/a.wav,test,rock;live,first\npop/f.wav,,pop,\n")
     out = tmp_path / "out"
 
-    status = run_sharder("--manifest", manifest, "--out", out, "--workers", 0, "--max-seconds", 0.5)
+    status = run_sharder("--manifest", manifest, "--out", out, "--workers", 0, "--max_seconds", 0.5)
 
     assert status == 0
     info = read_info(out)
@@ -218,7 +218,7 @@ def test_bad_manifest_line_is_a_usage_error_naming_the_line(tmp_path, capsys, li
 
 
 def test_resume_after_crash_ends_with_the_clean_run_keys(tmp_path, audio_dir, manifest, capsys):
-    common = ["--manifest", manifest, "--workers", 0, "--max-shard-samples", 2]
+    common = ["--manifest", manifest, "--workers", 0, "--max_shard_samples", 2]
     assert run_sharder(*common, "--out", tmp_path / "clean") == 0
     out = tmp_path / "crashed"
     assert run_sharder(*common, "--out", out) == 0
@@ -242,8 +242,8 @@ def test_rerun_with_another_sample_rate_is_refused(tmp_path, manifest, capsys):
     out = tmp_path / "out"
     assert run_sharder("--manifest", manifest, "--out", out, "--workers", 0) == 0
 
-    assert run_sharder("--manifest", manifest, "--out", out, "--sample-rate", 22050) == 2
-    assert "[16000] Hz but --sample-rate is 22050" in capsys.readouterr().err
+    assert run_sharder("--manifest", manifest, "--out", out, "--sample_rate", 22050) == 2
+    assert "[16000] Hz but --sample_rate is 22050" in capsys.readouterr().err
 
 
 def test_partitions_merge_to_the_clean_run_keys(tmp_path, manifest):
@@ -252,13 +252,13 @@ def test_partitions_merge_to_the_clean_run_keys(tmp_path, manifest):
     out = tmp_path / "parts"
     for index in range(3):
         assert (
-            run_sharder(*common, "--out", out, "--num-partitions", 3, "--partition-index", index)
+            run_sharder(*common, "--out", out, "--num_partitions", 3, "--partition_index", index)
             == 0
         )
         assert (out / f"info.p{index:03d}.json").is_file()
     assert list(out.glob("cat-train-p000-000000.tar"))
 
-    assert shard.main(["merge-info", str(out), "--num-partitions", "3"]) == 0
+    assert shard.main(["merge_info", str(out), "--num_partitions", "3"]) == 0
 
     assert sharded_keys(out) == sharded_keys(tmp_path / "clean")
     assert read_info(out).total_seconds == pytest.approx(
@@ -269,7 +269,7 @@ def test_partitions_merge_to_the_clean_run_keys(tmp_path, manifest):
 def test_verify_detects_tampering(tmp_path, manifest, capsys):
     out = tmp_path / "out"
     assert (
-        run_sharder("--manifest", manifest, "--out", out, "--workers", 0, "--max-shard-samples", 2)
+        run_sharder("--manifest", manifest, "--out", out, "--workers", 0, "--max_shard_samples", 2)
         == 0
     )
     assert verify.main([str(out), "--keys", str(tmp_path / "keys.txt")]) == 0
@@ -309,7 +309,7 @@ def test_kill_9_mid_run_then_rerun_matches_clean_run(tmp_path):
 
     def command(out: Path) -> list[str]:
         return [sys.executable, "-m", "data_prep.shard", "--input", str(root), "--out", str(out),
-                "--labels-from-parent", "--workers", "2", "--max-shard-samples", "3"]  # fmt: skip
+                "--labels_from_parent", "--workers", "2", "--max_shard_samples", "3"]  # fmt: skip
 
     out = tmp_path / "killed"
     process = subprocess.Popen(
@@ -372,13 +372,13 @@ def test_out_folder_inside_input_folder_is_not_read_as_input(tmp_path):
 
 def test_data_prep_imports_no_torch_and_only_light_lit_mrl_modules():
     modules = sorted(
-        f"data_prep.{path.stem}"
-        for path in (REPO / "data_prep").glob("*.py")
-        if not path.stem.startswith("_")
+        ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for path in (REPO / "data_prep").rglob("*.py")
+        if path.stem != "__main__"
     )
     code = (
         "import importlib, json, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
+        f"for name in {modules!r}: importlib.import_module(name.removesuffix('.__init__'))\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lit_mrl', 'av'))))"
     )
     result = subprocess.run(
@@ -386,7 +386,8 @@ def test_data_prep_imports_no_torch_and_only_light_lit_mrl_modules():
     )
 
     imported = set(json.loads(result.stdout))
-    assert {"data_prep.shard", "data_prep.gtzan", "data_prep.verify"} <= set(modules)
+    assert {"data_prep.shard", "data_prep.verify", "data_prep.core.sharder",
+            "data_prep.datasets.gtzan", "data_prep.gtzan"} <= set(modules)  # fmt: skip
     assert not any(name.split(".")[0] in ("torch", "av") for name in imported)  # av: lazily
     # only the torch-free formats package (and the shared error messages)
     assert all(
