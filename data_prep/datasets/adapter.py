@@ -164,7 +164,7 @@ def report(prepared: Prepared, out: Path) -> None:
     counts = " ".join(f"{name}={count}" for name, count in split_counts(prepared.rows).items())
     print(f"{len(prepared.rows)} tracks ({counts}), {len(prepared.vocabulary)} labels")
     if prepared.missing:
-        listed = len(prepared.missing) + len(prepared.rows) + len(prepared.skipped)
+        listed = len(prepared.missing) + len(prepared.rows)
         print(
             f"missing: {len(prepared.missing)} of {listed} listed tracks have no audio file "
             f"(all listed in {out / 'missing.csv'})"
