@@ -61,6 +61,7 @@ eval: $(STAMP)  ## embed + probe + report CKPT on every task under SHARDS, besid
 bench: $(STAMP)  ## run the CPU benchmarks under bench/, short settings (figures: bench/README.md)
 	$(PY) -m bench.encoder_throughput --variant tiny --batch-size 64 --steps 10 --warmup 2
 	$(PY) -m bench.pretrain_throughput --variant tiny --batch-size 48 --steps 4
+	$(PY) -m bench.encoder_ladder --rungs tiny xs --steps 4
 	$(PY) -m bench.embed_speed --tracks 16 --seconds 30 --encoder sfnfnet-tiny
 	$(PY) -m bench.probe_search --dropout 0 --baselines loop
 	$(PY) -m bench.loader_speed --long-tracks 8 --short-tracks 200 --batches 20 --max-seconds 10

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from lit_mrl.data.audio import pcm16_to_float, quantize_pcm16
-from lit_mrl.data.info import DatasetInfo, SplitInfo, write_info
-from lit_mrl.data.shard_writer import ShardWriter
-from lit_mrl.data.shards import encode_flac
+from lit_mrl.formats.audio import pcm16_to_float, quantize_pcm16
+from lit_mrl.formats.info import DatasetInfo, SplitInfo, write_info
+from lit_mrl.formats.shard_writer import ShardWriter
+from lit_mrl.formats.shards import encode_flac
 
 SAMPLE_RATE = 16000
 BLOCK_SECONDS = 60.0
@@ -85,10 +85,14 @@ def write_flac(path: Path, seconds: float, seed: int = 0) -> Path:
     return path
 
 
-def _encoded_track(job: tuple[int, float, int]) -> tuple[str, bytes, dict]:
-    index, seconds, seed = job
-    audio = ToneNoise(np.random.default_rng([seed, index])).audio(seconds)
-    meta = {"track_id": f"track_{index:05d}", "labels": [], "duration": len(audio) / SAMPLE_RATE}
+def _encoded_track(job: tuple[int, float, int, list[str]]) -> tuple[str, bytes, dict]:
+    index, seconds, seed, tags = job
+    rng = np.random.default_rng([seed, index])
+    audio = ToneNoise(rng).audio(seconds)
+    labels = [tag for tag in tags if rng.random() < 0.25]  # drawn after the audio
+    if tags and not labels:
+        labels = [tags[index % len(tags)]]
+    meta = {"track_id": f"track_{index:05d}", "labels": labels, "duration": len(audio) / SAMPLE_RATE}
     return f"track_{index:05d}", encode_flac(audio, SAMPLE_RATE), meta
 
 
@@ -100,15 +104,20 @@ def write_track_shards(
     seed: int = 0,
     split: str = "train",
     processes: int | None = None,
+    tags: list[str] | None = None,
 ) -> DatasetInfo:
-    """A dataset of ``tracks`` synthetic tracks of ``seconds`` (task ``none``, no labels).
+    """A dataset of ``tracks`` synthetic tracks of ``seconds``.
+
+    Without ``tags`` the task is ``none`` (no labels); with them ``multilabel``, each
+    track tagged with a random non-empty subset (each tag with probability 1/4).
 
     Tracks are made and FLAC-encoded by ``processes`` workers and written in order,
     ``per_shard`` to a shard; track ``i`` depends only on ``seed`` and ``i``. By default
     half the CPUs work when there is more than 20 minutes of audio (on two busy cores,
     starting a pool costs more than it saves: this process does it all).
     """
-    jobs = [(i, seconds, seed) for i in range(tracks)]
+    tags = list(tags or [])
+    jobs = [(i, seconds, seed, tags) for i in range(tracks)]
     if processes is None:
         processes = max(1, (os.cpu_count() or 1) // 2) if tracks * seconds > 1200 else 1
     with ShardWriter(root, "synthetic", split, max_samples=per_shard) as writer:
@@ -125,6 +134,7 @@ def write_track_shards(
         shards=writer.shards,
         shard_num_samples=writer.shard_num_samples,
     )
-    info = DatasetInfo("synthetic", SAMPLE_RATE, "none", [], {split: entry}, entry.seconds)
+    task = "multilabel" if tags else "none"
+    info = DatasetInfo("synthetic", SAMPLE_RATE, task, tags, {split: entry}, entry.seconds)
     write_info(root, info)
     return info
