@@ -4,4 +4,14 @@ Each reads its dataset's own layout, writes a manifest, ``task.json`` and ``voca
 beside the shards and hands its rows to the sharder (:mod:`data_prep.datasets.adapter`).
 """
 
-ADAPTERS = ("audioset", "emomusic", "giantsteps", "gtzan", "jamendo", "msd", "mtat", "nsynth")
+ADAPTERS = (
+    "audioset",
+    "emomusic",
+    "giantsteps",
+    "gtzan",
+    "jamendo",
+    "msd",
+    "mtat",
+    "nsynth",
+    "wds",
+)
