@@ -11,6 +11,8 @@ and its tensors must match the rebuilt module's names and shapes.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,19 +21,28 @@ import torch
 from lightning import LightningModule
 from lightning.pytorch.cli import instantiate_module
 
+from lit_mrl.models.audio_encoder import AudioEncoder
 from lit_mrl.trust import UntrustedCheckpointError, check_config, import_class
 
 __all__ = [
     "UntrustedCheckpointError",
     "check_state_dict",
     "import_class",
+    "load_audio_encoder",
     "load_pretrained",
     "read_checkpoint",
 ]
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", data: bytes | None = None
+) -> dict[str, Any]:
     """A checkpoint file's contents, read as tensors and plain values only (no pickled code).
+
+    Args:
+        path: the file (named in messages).
+        map_location: device for the tensors.
+        data: the file's bytes, when already read (then ``path`` is not opened).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -39,10 +50,11 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             ``state_dict`` of tensors.
     """
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        source = path if data is None else io.BytesIO(data)
+        ckpt = torch.load(source, map_location=map_location, weights_only=True)
     except Exception as err:  # a truncated file, a pickle with code, not a checkpoint
         reason = " ".join(str(err).split())
         if "weights_only" in reason or "Unsupported global" in reason:
@@ -58,9 +70,15 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def check_state_dict(
-    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str | Path
+    state: dict[str, torch.Tensor],
+    expected: dict[str, torch.Tensor],
+    source: str | Path,
+    prefix: str = "",
 ) -> None:
     """Refuse a state dict whose tensor names, shapes or values do not fit ``expected``.
+
+    ``prefix`` is what the file's tensor names start with beyond ``state``'s (messages
+    name the tensors as the file does).
 
     Raises:
         ValueError: naming the file and the first tensors missing, unexpected, of another
@@ -71,7 +89,7 @@ def check_state_dict(
         ("has tensors the model does not", set(state) - set(expected)),
     ):
         if names:
-            shown = ", ".join(sorted(names)[:3])
+            shown = ", ".join(prefix + n for n in sorted(names)[:3])
             more = f", ... ({len(names)} in all)" if len(names) > 3 else ""
             raise ValueError(
                 f"{source}: state_dict {what}: {shown}{more} (another model or encoder?)"
@@ -79,12 +97,12 @@ def check_state_dict(
     for name, value in state.items():
         if value.shape != expected[name].shape:
             raise ValueError(
-                f"{source}: state_dict.{name} has shape {tuple(value.shape)}, the model "
+                f"{source}: state_dict.{prefix}{name} has shape {tuple(value.shape)}, the model "
                 f"expects {tuple(expected[name].shape)}"
             )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
-            raise ValueError(f"{source}: state_dict.{name} holds {bad} NaN/Inf values")
+            raise ValueError(f"{source}: state_dict.{prefix}{name} holds {bad} NaN/Inf values")
 
 
 def load_pretrained(
@@ -114,6 +132,17 @@ def load_pretrained(
     """
     path = Path(path)
     ckpt = read_checkpoint(path, map_location)
+    cls, hparams = _checked_module(ckpt, path, allowed_classes)
+    module = build_checked(lambda: instantiate_module(cls, hparams), path)
+    check_state_dict(ckpt["state_dict"], module.state_dict(), path)
+    module.load_state_dict(ckpt["state_dict"])
+    return module.eval()
+
+
+def _checked_module(
+    ckpt: dict[str, Any], path: Path, allowed_classes: Sequence[str]
+) -> tuple[type, dict[str, Any]]:
+    """The module class and arguments a checkpoint stores, every class in them checked."""
     hparams = ckpt.get("hyper_parameters") or {}
     if not isinstance(hparams, dict):
         raise ValueError(f"{path}: hyper_parameters is not a mapping")
@@ -125,11 +154,66 @@ def load_pretrained(
             f"{path} stores no module class path: train through `python -m lit_mrl fit` "
             "so the checkpoint records how to rebuild its model"
         )
-    cls = check_config(class_path, hparams, path, allowed_classes, base=LightningModule)
-    module = build_checked(lambda: instantiate_module(cls, hparams), path)
-    check_state_dict(ckpt["state_dict"], module.state_dict(), path)
-    module.load_state_dict(ckpt["state_dict"])
-    return module.eval()
+    return check_config(class_path, hparams, path, allowed_classes, base=LightningModule), hparams
+
+
+def load_audio_encoder(
+    path: str | Path,
+    allowed_classes: Sequence[str] = (),
+    map_location: str | torch.device = "cpu",
+) -> tuple[AudioEncoder, dict[str, Any]]:
+    """The audio encoder of a training checkpoint or of an exported encoder folder.
+
+    A checkpoint is read once (its sha256 is taken from the same bytes) and only its
+    ``AudioEncoder`` is built (no projector, no optimizer); an artifact folder
+    (:mod:`lit_mrl.models.export`) is read as it is. Either way every class named is
+    checked first (:mod:`lit_mrl.trust`) and the tensors must fit.
+
+    Returns:
+        The encoder in eval mode, and what made it: ``checkpoint`` or ``artifact`` (the
+        resolved path), ``fingerprint`` (sha256 of the file, or of the artifact's files).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: naming the file and field (see :func:`load_pretrained`).
+    """
+    from lit_mrl.methods.base import PretrainModule
+    from lit_mrl.models.export import (
+        audio_encoder_args,
+        build_audio_encoder,
+        is_artifact,
+        read_artifact,
+    )
+
+    path = Path(path)
+    if path.is_dir():
+        if not is_artifact(path):
+            raise FileNotFoundError(f"{path} is a folder without an encoder's config.json")
+        artifact = read_artifact(path, allowed_classes, map_location)
+        return artifact.audio_encoder, {"artifact": str(path.resolve()),
+                                        "fingerprint": artifact.fingerprint}  # fmt: skip
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    data = path.read_bytes()
+    ckpt = read_checkpoint(path, map_location, data)
+    source = {"checkpoint": str(path.resolve()), "fingerprint": hashlib.sha256(data).hexdigest()}
+    del data
+    cls, hparams = _checked_module(ckpt, path, allowed_classes)
+    if not (issubclass(cls, PretrainModule) and "encoder" in hparams):
+        module = build_checked(lambda: instantiate_module(cls, hparams), path)
+        check_state_dict(ckpt["state_dict"], module.state_dict(), path)
+        module.load_state_dict(ckpt["state_dict"])
+        return module.eval().audio_encoder, source
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        audio_encoder = build_audio_encoder(
+            audio_encoder_args(hparams), path, allowed_classes, "a checkpoint", "hyper_parameters"
+        )
+    prefix = "audio_encoder."
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    check_state_dict(state, audio_encoder.state_dict(), path, prefix)
+    audio_encoder.load_state_dict(state)
+    return audio_encoder.to(map_location).eval(), source
 
 
 def build_checked(build: Any, source: str | Path) -> Any:

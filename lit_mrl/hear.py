@@ -1,17 +1,18 @@
-"""The HEAR 2021 common API (https://hearbenchmark.com/hear-api.html) over a lit_mrl checkpoint.
+"""The HEAR 2021 common API (https://hearbenchmark.com/hear-api.html) over a lit_mrl encoder.
 
     import lit_mrl.hear as hear
 
-    model = hear.load_model("last.ckpt")
+    model = hear.load_model("last.ckpt")  # or an exported encoder folder
     scene = hear.get_scene_embeddings(audio, model)  # (n_sounds, D)
     emb, ms = hear.get_timestamp_embeddings(audio, model)  # (n_sounds, N, D), (n_sounds, N)
 
-Timestamp embeddings follow :mod:`lit_mrl.embed.windows`: 3 s windows every ``hop_seconds``
-(0.5 s by default here, finer than ``embed``'s 2 s), each stamped with the centre of the
-audio it covers; the scene embedding is the mean of the timestamp embeddings, so
-``hop_seconds=2.0`` gives exactly the track embeddings of ``python -m lit_mrl embed``.
-Windows of all sounds in a call go through the encoder together, ``batch_windows`` at a
-time.
+Scene embeddings follow the encoder's embedding rule
+(:attr:`~lit_mrl.models.AudioEncoder.embedding_rule`: 3 s windows every 2 s, placed as
+the encoder says, the mean of the timeline), so they equal the track embeddings of
+``python -m lit_mrl embed`` by default. Timestamp embeddings keep their own hop (0.5 s by
+default, finer than the rule's), each stamped with the centre of the audio it covers
+(:mod:`lit_mrl.embed.windows`). Windows of all sounds in a call go through the encoder
+together, ``batch_windows`` at a time.
 
 Input is checked as HEAR specifies it (finite float audio in [-1, 1]): NaN or Inf is a
 ValueError; finite samples outside [-1, 1] are clipped to it, with a warning (the
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lit_mrl.checkpoints import load_pretrained
+from lit_mrl.checkpoints import load_audio_encoder
 from lit_mrl.embed.extractor import TimelineEmbedder
 from lit_mrl.embed.windows import timeline_starts
 from lit_mrl.models.audio_encoder import AudioEncoder
@@ -40,16 +41,19 @@ class HearModel(nn.Module):
     Args:
         audio_encoder: waveform-to-embedding model (e.g. a trained module's).
         hop_seconds: distance between timestamp embeddings.
-        window_seconds: window length.
+        window_seconds: window length (default: the encoder's rule).
         batch_windows: windows per encoder forward.
+        scene_hop_seconds: distance between the windows a scene embedding averages
+            (default: the encoder's rule, which ``embed`` follows too).
     """
 
     def __init__(
         self,
         audio_encoder: AudioEncoder,
         hop_seconds: float = 0.5,
-        window_seconds: float = 3.0,
+        window_seconds: float | None = None,
         batch_windows: int = 128,
+        scene_hop_seconds: float | None = None,
     ) -> None:
         super().__init__()
         self.audio_encoder = audio_encoder.eval()
@@ -57,37 +61,45 @@ class HearModel(nn.Module):
         self.scene_embedding_size = audio_encoder.embed_dim
         self.timestamp_embedding_size = self.scene_embedding_size
         self.hop_seconds = hop_seconds
-        self.window_seconds = window_seconds
+        self.window_seconds = window_seconds or audio_encoder.window_seconds
+        self.scene_hop_seconds = scene_hop_seconds or audio_encoder.hop_seconds
         self.batch_windows = batch_windows
 
-    def embedder(self, device: torch.device) -> TimelineEmbedder:
-        """A :class:`TimelineEmbedder` on ``device`` with this model's windowing."""
+    def embedder(self, device: torch.device, hop_seconds: float | None = None) -> TimelineEmbedder:
+        """A :class:`TimelineEmbedder` on ``device`` (timestamp hop unless ``hop_seconds``)."""
         return TimelineEmbedder(
-            self.audio_encoder, self.window_seconds, self.hop_seconds, self.batch_windows, device
-        )
+            self.audio_encoder, self.window_seconds, hop_seconds or self.hop_seconds,
+            self.batch_windows, device,
+        )  # fmt: skip
 
 
 def load_model(
     model_file_path: str = "",
     hop_seconds: float = 0.5,
-    window_seconds: float = 3.0,
+    window_seconds: float | None = None,
     batch_windows: int = 128,
+    scene_hop_seconds: float | None = None,
 ) -> HearModel:
-    """Load a checkpoint written by ``python -m lit_mrl fit`` (read with ``weights_only``).
+    """Load a checkpoint written by ``python -m lit_mrl fit``, or an exported encoder folder.
+
+    Only the audio encoder is built, after the file's classes are checked
+    (:func:`lit_mrl.checkpoints.load_audio_encoder`).
 
     Args:
-        model_file_path: the ``.ckpt`` file.
+        model_file_path: the ``.ckpt`` file or the encoder folder.
         hop_seconds: distance between timestamp embeddings.
-        window_seconds: window length.
+        window_seconds: window length (default: the encoder's rule).
         batch_windows: windows per encoder forward.
+        scene_hop_seconds: hop of the windows a scene embedding averages (default: the
+            encoder's rule).
 
     Raises:
         ValueError: no path given (lit_mrl models always need their weights).
     """
     if not model_file_path:
         raise ValueError("lit_mrl.hear.load_model needs a checkpoint path (model_file_path)")
-    audio_encoder = load_pretrained(model_file_path).audio_encoder
-    return HearModel(audio_encoder, hop_seconds, window_seconds, batch_windows)
+    audio_encoder, _ = load_audio_encoder(model_file_path)
+    return HearModel(audio_encoder, hop_seconds, window_seconds, batch_windows, scene_hop_seconds)
 
 
 def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, Tensor]:
@@ -105,9 +117,13 @@ def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, T
         ValueError: for audio that is not 2-D, shorter than one frame, or not finite, and
             for embeddings that are not finite.
     """
+    return _timeline(audio, model, model.hop_seconds)
+
+
+def _timeline(audio: Tensor, model: HearModel, hop_seconds: float) -> tuple[Tensor, Tensor]:
     audio = checked_audio(audio)
     device = next(model.parameters()).device
-    embedder = model.embedder(device)
+    embedder = model.embedder(device, hop_seconds)
     if len(audio) == 0:  # no sounds: (0, N, D) and (0, N) for sounds of this length
         count = len(_starts(embedder, audio.shape[1]))
         empty = torch.zeros(0, count, model.timestamp_embedding_size, device=audio.device)
@@ -157,7 +173,7 @@ def _starts(embedder: TimelineEmbedder, num_samples: int) -> np.ndarray:
 
 
 def get_scene_embeddings(audio: Tensor, model: HearModel) -> Tensor:
-    """One embedding per sound: the mean of its timestamp embeddings.
+    """One embedding per sound: the encoder's track embedding (its rule's timeline mean).
 
     Args:
         audio: ``(n_sounds, n_samples)`` mono audio in [-1, 1] at ``model.sample_rate``.
@@ -166,5 +182,5 @@ def get_scene_embeddings(audio: Tensor, model: HearModel) -> Tensor:
     Returns:
         ``(n_sounds, scene_embedding_size)`` float32, on ``audio``'s device.
     """
-    emb, _ = get_timestamp_embeddings(audio, model)
+    emb, _ = _timeline(audio, model, model.scene_hop_seconds)
     return emb.mean(dim=1)

@@ -30,15 +30,16 @@ def test_timestamp_embeddings_every_half_second_in_milliseconds(tiny_checkpoint,
     assert emb.dtype == torch.float32
     assert stamps.shape == (3, 5)
     torch.testing.assert_close(stamps, torch.tensor([1500.0, 2000, 2500, 3000, 3500]).expand(3, 5))
+    model.scene_hop_seconds = 0.5  # a scene averaging the timestamps
+    torch.testing.assert_close(hear.get_scene_embeddings(audio, model), emb.mean(dim=1))
+
+
+def test_scene_embedding_is_the_embed_track_embedding_by_default(tiny_checkpoint, audio):
+    model = hear.load_model(str(tiny_checkpoint), batch_windows=4)  # timestamps every 0.5 s
+    assert model.scene_hop_seconds == 2.0  # the encoder's embedding rule
     scene = hear.get_scene_embeddings(audio, model)
     assert scene.shape == (3, 8)
-    torch.testing.assert_close(scene, emb.mean(dim=1))
-
-
-def test_scene_embedding_at_2_s_hop_is_the_embed_track_embedding(tiny_checkpoint, audio):
-    model = hear.load_model(str(tiny_checkpoint), hop_seconds=2.0, batch_windows=4)
-    scene = hear.get_scene_embeddings(audio, model)
-    embedder = TimelineEmbedder(model.audio_encoder, hop_seconds=2.0)
+    embedder = TimelineEmbedder(model.audio_encoder)  # embed's defaults: the same rule
     rows = list(embedder.embed_tracks({"audio": a} for a in audio))
     expected = torch.from_numpy(np.stack([r["embedding"] for r in rows]))
     torch.testing.assert_close(scene, expected, atol=1e-5, rtol=1e-5)

@@ -60,8 +60,8 @@ def embed(
     model: str | None = None,
     seed: int = 0,
     splits: list[str] | str | None = None,
-    window_seconds: PositiveFloat = 3.0,
-    hop_seconds: PositiveFloat = 2.0,
+    window_seconds: PositiveFloat | None = None,
+    hop_seconds: PositiveFloat | None = None,
     batch_windows: PositiveInt = 128,
     trainer: Launch | None = None,
     num_workers: NonNegativeInt = 2,
@@ -76,15 +76,18 @@ def embed(
     Args:
         input: a shard folder (with info.json), an audio folder, or a text file of paths.
         out: output folder; a rerun resumes it.
-        checkpoint: a .ckpt written by `python -m lit_mrl fit` (or `import_mule`).
+        checkpoint: a .ckpt written by `python -m lit_mrl fit`, or an encoder folder
+            written by `python -m lit_mrl export` / `import_mule` (config.json +
+            model.safetensors).
         random_init: training config YAML(s) whose model is built with random weights
             (one path, or a list: '[a.yaml, b.yaml]').
         model: a YAML describing an AudioEncoder, e.g. configs/baselines/logmel_stats.yaml.
         seed: seed of --random_init / --model weights.
         splits: splits to embed, one or a list '[train, test]' (shards: default all; files:
             one name, default "all").
-        window_seconds: window length in seconds.
-        hop_seconds: distance between window starts in seconds.
+        window_seconds: window length in seconds (default: the encoder's rule, 3).
+        hop_seconds: distance between window starts in seconds (default: the encoder's
+            rule, 2).
         batch_windows: windows per encoder forward.
         trainer: accelerator, devices and num_nodes, as for `fit` (--trainer.devices 4).
         num_workers: decoding processes.
@@ -128,8 +131,8 @@ def embed(
     )  # fmt: skip
     settings = {
         "sample_rate": embedder.sample_rate,
-        "window_seconds": window_seconds,
-        "hop_seconds": hop_seconds,
+        "window_seconds": embedder.window_seconds,
+        "hop_seconds": embedder.hop_seconds,
         "input": str(source.path),
         "input_kind": source.kind,
         **made_by,

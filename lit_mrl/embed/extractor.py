@@ -63,8 +63,9 @@ class TimelineEmbedder:
     Args:
         audio_encoder: waveform-to-embedding model, moved to ``device`` and set to eval
             mode.
-        window_seconds: window length (3 s = 300 frames).
-        hop_seconds: distance between window starts (2 s = 200 frames).
+        window_seconds: window length (default: the encoder's embedding rule, 3 s = 300
+            frames).
+        hop_seconds: distance between window starts (default: the encoder's rule, 2 s).
         batch_windows: windows per encoder forward.
         device: where the log-mel and the encoder run.
         bf16: run the encoder under bfloat16 autocast (the log-mel stays float32).
@@ -74,8 +75,8 @@ class TimelineEmbedder:
     def __init__(
         self,
         audio_encoder: AudioEncoder,
-        window_seconds: float = 3.0,
-        hop_seconds: float = 2.0,
+        window_seconds: float | None = None,
+        hop_seconds: float | None = None,
         batch_windows: int = 128,
         device: str | torch.device = "cpu",
         bf16: bool = False,
@@ -85,16 +86,17 @@ class TimelineEmbedder:
         self.audio_encoder = audio_encoder.to(self.device).eval()
         self.sample_rate = audio_encoder.sample_rate
         self.frame_rate = audio_encoder.frame_rate
-        self.window_frames = seconds_to_frames(window_seconds, self.frame_rate)
-        self.hop_frames = seconds_to_frames(hop_seconds, self.frame_rate)
+        self.window_seconds = window_seconds or audio_encoder.window_seconds
+        self.hop_seconds = hop_seconds or audio_encoder.hop_seconds
+        self.window_frames = seconds_to_frames(self.window_seconds, self.frame_rate)
+        self.hop_frames = seconds_to_frames(self.hop_seconds, self.frame_rate)
         self.chunk_samples = round(chunk_seconds * self.sample_rate)
         self.batch_windows = batch_windows
         self.bf16 = bf16
         self.embed_dim = audio_encoder.embed_dim
         self.min_samples = audio_encoder.min_samples
-        self.hop_length = audio_encoder.min_samples  # samples per frame
+        self.hop_length = audio_encoder.hop_length  # samples per frame
         self.timeline = audio_encoder.timeline
-        self.std_correction = audio_encoder.std_correction
         # frames an STFT window reaches across on either side of its centre
         self.margin = math.ceil(audio_encoder.fft_size / 2 / self.hop_length)
         self._whole_tracks = 0
@@ -210,8 +212,8 @@ class TimelineEmbedder:
         else:  # windows that the frames still to come cannot move
             new = settled_starts(self.timeline, len(track.starts), track.next_frame, width, hop)
         if new:
-            windows = cut_windows(
-                track.frames, np.asarray(new) - track.frame_start, width, self.std_correction
+            windows = self.audio_encoder.standardize(
+                cut_windows(track.frames, np.asarray(new) - track.frame_start, width)
             )
             for start, window in zip(new, windows, strict=True):
                 queue.append((track, len(track.starts), window))

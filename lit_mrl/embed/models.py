@@ -52,13 +52,13 @@ def _existing(paths: list[str], what: str) -> list[Path]:
 
 
 def from_checkpoint(path: str, allowed_classes: list[str]) -> tuple[AudioEncoder, dict[str, Any]]:
-    """The audio encoder of a trained checkpoint (classes checked, weights only)."""
-    from lit_mrl.checkpoints import load_pretrained
+    """The audio encoder of a trained checkpoint or an exported encoder folder (checked)."""
+    from lit_mrl.checkpoints import load_audio_encoder
 
-    (file,) = _existing([path], "checkpoint")
-    module = load_pretrained(file, allowed_classes=allowed_classes)
-    source = {"checkpoint": str(file.resolve()), "fingerprint": file_digest([file])}
-    return module.audio_encoder, source
+    file = Path(path)
+    if not file.exists():
+        raise UsageError(f"checkpoint {file} not found")
+    return load_audio_encoder(file, allowed_classes)
 
 
 def from_training_configs(
@@ -144,10 +144,7 @@ def from_model_file(
     Raises:
         UsageError: the file is missing, not a mapping, or names another class.
     """
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    from lit_mrl.checkpoints import build_checked
-    from lit_mrl.trust import check_config
+    from lit_mrl.models.export import build_audio_encoder
 
     (file,) = _existing([path], "model file")
     content = read_yaml(file) or {}
@@ -166,18 +163,8 @@ def from_model_file(
                 f"{file}: {unknown[0]} is not a key of a model file (class_path, init_args)"
             )
         content, where = content.get("init_args") or {}, "init_args"
-    check_config(AUDIO_ENCODER_PATHS[0], content, file, allowed_classes, where=where,
-                 what="a model file", class_field="class_path")  # fmt: skip
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--config", action=ActionConfigFile)
-    parser.add_class_arguments(AudioEncoder, "model")
-
-    def build() -> AudioEncoder:
-        parsed = parser.parse_args(["--config", yaml.safe_dump({"model": content})])
-        torch.manual_seed(seed)
-        return parser.instantiate_classes(parsed).model
-
-    audio_encoder = build_checked(build, file)
+    torch.manual_seed(seed)
+    audio_encoder = build_audio_encoder(content, file, allowed_classes, "a model file", where)
     source = {
         "model_file": str(file.resolve()),
         "seed": seed,

@@ -51,8 +51,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lit_mrl.models.frontend import standardize
-
 
 def seconds_to_frames(seconds: float, frame_rate: float) -> int:
     """``seconds`` as a whole number of frames (at least 1)."""
@@ -136,25 +134,22 @@ def window_centres(
     return (starts + ends) / 2.0 / frame_rate
 
 
-def cut_windows(
-    spec: Tensor, starts: Tensor | np.ndarray, window_frames: int, std_correction: int = 1
-) -> Tensor:
-    """Cut standardised windows out of a track's log-mel spectrogram.
+def cut_windows(spec: Tensor, starts: Tensor | np.ndarray, window_frames: int) -> Tensor:
+    """Cut windows out of a track's log-mel spectrogram (not yet standardised).
+
+    The encoder standardises them (:meth:`~lit_mrl.models.AudioEncoder.standardize`),
+    as it does its training clips.
 
     Args:
         spec: ``(n_mels, F)`` unstandardised log-mel of one track.
         starts: ``(N,)`` first frame of each window.
         window_frames: window length in frames.
-        std_correction: Bessel's correction of each window's std, the frontend's
-            (:attr:`~lit_mrl.models.AudioEncoder.std_correction`): 1 or 0 (MULE).
 
     Returns:
-        ``(N, n_mels, window_frames)``, each window standardised on its own; frames
-        past the track's end are silence (0) before standardisation.
+        ``(N, n_mels, window_frames)``; frames past the track's end are silence (0).
     """
     if spec.shape[-1] < window_frames:
         spec = nn.functional.pad(spec, (0, window_frames - spec.shape[-1]))
     starts = torch.as_tensor(starts, device=spec.device)
     frames = starts[:, None] + torch.arange(window_frames, device=spec.device)  # (N, W)
-    windows = spec[:, frames].transpose(0, 1)  # (n_mels, N, W) -> (N, n_mels, W)
-    return standardize(windows, correction=std_correction)
+    return spec[:, frames].transpose(0, 1)  # (n_mels, N, W) -> (N, n_mels, W)
