@@ -218,7 +218,7 @@ def test_jamendo_malformed_and_duplicate(tmp_path, capsys):
     )
     test_file.write_text(f"{JAMENDO_HEADER}\ntrack_0000001\tartist_1\t01/1.mp3\n")
     assert_metadata_error(
-        capsys, run(jamendo, *args), "test.tsv:2: expected at least 6 tab-separated fields, got 3"
+        capsys, run(jamendo, *args), "test.tsv:2: expected at least 5 tab-separated fields, got 3"
     )
 
 
