@@ -5,6 +5,7 @@ and imported once per module; the tests compare lit_mrl's embeddings with mule-t
 """
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from lightning import Callback, Trainer
 from torch.utils.data import DataLoader
 
 import lit_mrl
-from lit_mrl.checkpoints import load_pretrained
 from lit_mrl.cli import main
 from lit_mrl.embed.extractor import TimelineEmbedder
 from lit_mrl.embed.windows import (
@@ -80,14 +80,14 @@ def randomize(model: torch.nn.Module, seed: int) -> None:
 
 @pytest.fixture(scope="module")
 def mule(tmp_path_factory):
-    """mule-torch's MULE with random weights, its safetensors, and the imported checkpoint."""
+    """mule-torch's MULE with random weights, its safetensors, and the imported encoder folder."""
     root = tmp_path_factory.mktemp("mule")
     torch.manual_seed(0)
     fbank = torch.from_numpy(librosa_mel()).float()
     model = mule_torch.MuleModel(mule_torch.MuleConfig(), mel_fb=fbank).eval()
     randomize(model, seed=1)
     model.save_pretrained(root / "mule")
-    ckpt = root / "mule.ckpt"
+    ckpt = root / "mule_encoder"
     assert main(["import_mule", str(root / "mule" / "model.safetensors"), "--out", str(ckpt)]) == 0
     return {"model": model, "weights": root / "mule" / "model.safetensors", "ckpt": ckpt}
 
@@ -97,14 +97,15 @@ def tensors(mule):
     return safetensors_torch.load_file(str(mule["weights"]))
 
 
-def test_import_writes_a_weights_only_checkpoint_that_load_pretrained_rebuilds(mule, capsys):
-    ckpt = torch.load(mule["ckpt"], weights_only=True)
-    assert ckpt["hyper_parameters"]["_class_path"] == "lit_mrl.methods.ContrastiveModule"
-    assert "untrained" in ckpt["source"]["projector"]
-    assert "CC BY-NC 4.0" in ckpt["source"]["weights_license"]
-    module = load_pretrained(mule["ckpt"])
-    assert isinstance(module, ContrastiveModule)
-    encoder = module.audio_encoder
+def test_import_writes_an_encoder_folder_that_from_pretrained_rebuilds(mule, capsys):
+    config = json.loads((mule["ckpt"] / "config.json").read_text())
+    assert config["provenance"]["license"] == "cc-by-nc-4.0"
+    assert "not included" in config["provenance"]["projector"]  # no fake projector
+    assert config["embedding"]["placement"] == "mule"
+    assert config["embedding"]["hop_seconds"] == 2.0
+    tensors = safetensors_torch.load_file(str(mule["ckpt"] / "model.safetensors"))
+    assert all(name.startswith(("encoder.", "frontend.")) for name in tensors)
+    encoder = AudioEncoder.from_pretrained(mule["ckpt"])
     assert encoder.embed_dim == 1728
     assert sum(p.numel() for p in encoder.encoder.parameters()) == 62_345_742
     assert (encoder.timeline, encoder.std_correction, encoder.num_frames(3 * SR)) == (
@@ -253,7 +254,7 @@ def test_import_refuses_unknown_and_missing_tensors(
         del edited["backbone.fast_stages.3.blocks.2.se.fc2.bias"]
     path = tmp_path / "model.safetensors"
     safetensors_torch.save_file(edited, str(path))
-    out = tmp_path / "x.ckpt"
+    out = tmp_path / "x"
     assert main(["import_mule", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err
@@ -271,8 +272,20 @@ def test_hear_load_model_accepts_the_import(mule):
     assert model.embedder(torch.device("cpu")).timeline == "mule"
 
 
+def test_hear_scene_embedding_of_the_imported_folder_is_mule_torchs_clip_embedding(mule):
+    from lit_mrl import hear
+
+    audio = torch.from_numpy(np.stack([make_audio(9.3), make_audio(9.3, seed=1)]))
+    model = hear.load_model(str(mule["ckpt"]))  # the encoder's rule: 2 s hop, MULE windows
+    scene = hear.get_scene_embeddings(audio, model)
+    with torch.inference_mode():
+        ref = mule["model"](audio)  # mean-pooled clip embedding
+    relative = ((scene - ref).abs().max() / ref.abs().max()).item()
+    assert relative < 1e-5, relative  # last round: 9.7e-7 at a 2 s hop, 2.7e-2 at 0.5 s
+
+
 def test_fit_from_init_weights_starts_from_the_checkpoint(mule):
-    state = torch.load(mule["ckpt"], weights_only=True)["state_dict"]
+    state = safetensors_torch.load_file(str(mule["ckpt"] / "model.safetensors"))
     module = ContrastiveModule(
         SFNFNetF0(**MULE_ENCODER_ARGS), projection_dim=4, projector_dims=[],
         init_weights=str(mule["ckpt"]),
@@ -283,7 +296,7 @@ def test_fit_from_init_weights_starts_from_the_checkpoint(mule):
         def on_train_start(self, trainer, pl_module):
             ours = pl_module.audio_encoder.state_dict()
             seen["equal"] = all(
-                torch.equal(v, state[f"audio_encoder.{k}"]) for k, v in ours.items()
+                torch.equal(v, state[k]) for k, v in ours.items()
             )
             trainer.should_stop = True  # the weights before any step are what is checked
 

@@ -1,8 +1,8 @@
 """``python -m lit_mrl``: one entry point, one command-line style.
 
 ``fit``/``validate``/``test``/``predict`` are the Lightning CLI
-(:mod:`lit_mrl.cli.lightning`); the tools (``embed``, ``probe``, ``report``, ``demo``,
-``import_mule``) are typed functions parsed by jsonargparse the same way
+(:mod:`lit_mrl.cli.lightning`); the tools (``embed``, ``probe``, ``report``, ``export``,
+``demo``, ``import_mule``) are typed functions parsed by jsonargparse the same way
 (:mod:`lit_mrl.cli.tools`): ``--config FILE``, ``--print_config``, snake_case options,
 no abbreviations, unknown options are errors. This module imports neither torch nor
 Lightning, so ``--help`` and ``--version`` answer at once.
@@ -36,6 +36,12 @@ TOOL_COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         "report",
         ("results",),
         "tasks x models results table with intervals (markdown, CSV, PNG)",
+    ),
+    "export": (
+        "lit_mrl.models.command",
+        "export",
+        ("checkpoint",),
+        "a checkpoint's encoder as a folder (config.json + model.safetensors + model card)",
     ),
     "demo": ("lit_mrl.demo.run", "demo", (), "the whole pipeline on an offline toy corpus, CPU"),
     "import_mule": (

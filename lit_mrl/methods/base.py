@@ -36,8 +36,8 @@ class PretrainModule(L.LightningModule):
             ``sample_rate``.
         compile: ``torch.compile`` the encoder (same results, faster on GPU).
         channels_last: run the encoder in channels-last memory format.
-        init_weights: a lit_mrl checkpoint (e.g. ``mule.ckpt`` from ``import_mule``) whose
-            ``audio_encoder`` weights this module starts from, to fine-tune or continue
+        init_weights: a lit_mrl checkpoint, or an encoder folder (``export``,
+            ``import_mule``), whose ``audio_encoder`` weights this module starts from, to fine-tune or continue
             pre-training; heads start fresh. Loaded when training starts (weights only,
             shapes checked), not when a checkpoint of this module is loaded, and skipped
             when resuming (``ckpt_path``): the resumed state wins.
@@ -179,28 +179,30 @@ class PretrainModule(L.LightningModule):
 
 
 def load_encoder_weights(audio_encoder: nn.Module, path: str | Path) -> None:
-    """Copy the ``audio_encoder`` weights of a lit_mrl checkpoint into ``audio_encoder``.
+    """Copy the encoder weights of a lit_mrl checkpoint or encoder folder into ``audio_encoder``.
 
-    Reads tensors only (``weights_only=True``) and builds nothing, so no class named in
-    the checkpoint is imported. Every tensor must be there with the model's shape.
+    Reads tensors only (``weights_only=True``, or an exported folder's
+    ``model.safetensors``) and builds nothing, so no class named in the file is imported. Every tensor must be there with the model's shape.
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: not a checkpoint, or tensors missing, unexpected, of another shape or
             holding NaN/Inf (named).
     """
+    from lit_mrl.models.export import WEIGHTS_NAME, is_artifact
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"init_weights: checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated file, a pickle with code, not a checkpoint
-        raise ValueError(f"init_weights: {path} is not a readable checkpoint: {err}") from err
-    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"init_weights: {path} is not a Lightning checkpoint (no state_dict)")
-    prefix = "audio_encoder."
-    theirs = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if is_artifact(path):  # an exported encoder: its tensors are the AudioEncoder's
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            theirs = load_file(str(path / WEIGHTS_NAME))
+        except (SafetensorError, OSError, RuntimeError) as err:
+            raise ValueError(f"init_weights: {path / WEIGHTS_NAME} is not readable: {err}") from err
+        prefix = ""
+    else:
+        theirs, prefix = _checkpoint_encoder_state(path), "audio_encoder."
     ours = audio_encoder.state_dict()
     for what, names in (
         ("misses", set(ours) - set(theirs)),
@@ -225,3 +227,18 @@ def load_encoder_weights(audio_encoder: nn.Module, path: str | Path) -> None:
             bad = int((~torch.isfinite(value)).sum())
             raise ValueError(f"init_weights: {path}: {prefix}{name} holds {bad} NaN/Inf values")
     audio_encoder.load_state_dict(theirs)
+
+
+def _checkpoint_encoder_state(path: Path) -> dict[str, Tensor]:
+    """The ``audio_encoder.*`` tensors of a checkpoint, names without the prefix."""
+    if not path.is_file():
+        raise FileNotFoundError(f"init_weights: checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated file, a pickle with code, not a checkpoint
+        raise ValueError(f"init_weights: {path} is not a readable checkpoint: {err}") from err
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"init_weights: {path} is not a Lightning checkpoint (no state_dict)")
+    prefix = "audio_encoder."
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}

@@ -1,13 +1,14 @@
-"""``python -m lit_mrl import_mule``: the released MULE weights as a lit_mrl checkpoint.
+"""``python -m lit_mrl import_mule``: the released MULE weights as a lit_mrl encoder folder.
 
 Reads MULE in the safetensors layout of the community port mule-torch (``model.safetensors``,
 with its ``config.json`` beside it when there is one), maps every tensor by name onto
-:class:`~lit_mrl.models.sfnfnet.SFNFNetF0` (:mod:`lit_mrl.mule.mapping`) and writes a
-checkpoint that :func:`lit_mrl.checkpoints.load_pretrained` rebuilds as a
-:class:`~lit_mrl.methods.ContrastiveModule` (MULE is SimCLR) with the MULE frontend and
-timeline, so ``embed``, ``probe``, ``make eval``, the HEAR module and ``fit``'s
-``init_weights`` take it like any other checkpoint. The file holds tensors and plain
-types only (``torch.load(weights_only=True)``). The weights are CC BY-NC 4.0.
+:class:`~lit_mrl.models.sfnfnet.SFNFNetF0` (:mod:`lit_mrl.mule.mapping`) and writes an
+encoder artifact (:mod:`lit_mrl.models.export`: ``config.json`` + ``model.safetensors`` +
+model card) of an :class:`~lit_mrl.models.AudioEncoder` with the MULE frontend and
+timeline, so ``embed``, ``probe``, ``make eval``, the HEAR module,
+``AudioEncoder.from_pretrained`` and ``fit``'s ``init_weights`` take it. There is no
+projector: MULE's was not released, and an encoder artifact holds none. The weights are
+CC BY-NC 4.0.
 
 The official ``model.keras`` (TensorFlow) is not read: convert it once with mule-torch's
 ``scripts/convert.py`` (see ``docs/mule.md``).
@@ -24,25 +25,21 @@ from lit_mrl.errors import UsageError
 WEIGHTS_NAME = "model.safetensors"  # mule-torch's file name inside a model folder
 CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 1 << 20  # mule-torch's is about 1 kB
-PROJECTOR_NOTE = (
-    "untrained: MULE's projector (3 x 4096 ReLU) was not released; this one is the "
-    "smallest ProjectionHead (no hidden layer, 1 output), seeded, for the module to load"
-)
+PROJECTOR_NOTE = "not included: MULE's projector (3 x 4096 ReLU) was not released"
 
 
 def import_mule(source: str | list[str], out: str, overwrite: bool = False) -> int:
-    """Turn the released MULE weights (mule-torch safetensors) into a lit_mrl checkpoint.
+    """Turn the released MULE weights (mule-torch safetensors) into a lit_mrl encoder folder.
 
     Args:
         source: mule-torch's model.safetensors, or a folder holding it (and config.json).
-        out: the .ckpt to write.
+        out: the encoder folder to write (config.json, model.safetensors, README.md).
         overwrite: replace an existing --out.
 
     Returns:
         0 (errors raise).
     """
-    import torch
-
+    from lit_mrl.models.export import write_artifact
     from lit_mrl.mule.mapping import MuleImportError, check_config
 
     if not isinstance(source, str):  # the command line passes positionals as a list
@@ -51,6 +48,12 @@ def import_mule(source: str | list[str], out: str, overwrite: bool = False) -> i
         source = source[0]
     weights, config_path = locate(source)
     target = Path(out)
+    if target.suffix == ".ckpt":
+        raise UsageError(
+            f"--out {target}: import_mule writes an encoder folder (config.json + "
+            "model.safetensors), which every command takes where it takes a checkpoint; "
+            "give a folder name, e.g. --out mule"
+        )
     if target.exists() and not overwrite:
         raise UsageError(f"{target} exists: use another --out, or --overwrite")
     if config_path is not None:
@@ -60,26 +63,18 @@ def import_mule(source: str | list[str], out: str, overwrite: bool = False) -> i
             raise MuleImportError(f"{config_path}: {err}") from err
     tensors = read_safetensors(weights)
     try:
-        module, notes = build_module(tensors)
+        audio_encoder, notes = build_encoder(tensors)
     except MuleImportError as err:
         raise MuleImportError(f"{weights}: {err}") from err
-    state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    checkpoint = {
-        "state_dict": state,
-        "hyper_parameters": hyper_parameters(),
-        "pytorch-lightning_version": _lightning_version(),
-        "source": source_note(weights, notes),
-    }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    torch.save(checkpoint, partial)
-    partial.replace(target)  # never a half-written checkpoint under the final name
-    count = sum(p.numel() for p in module.audio_encoder.parameters())
+    provenance = {"name": "MULE (Musicset ULarge)", **source_note(weights, notes)}
+    provenance["license"] = "cc-by-nc-4.0"
+    write_artifact(audio_encoder, target, provenance, overwrite=overwrite)
+    count = sum(p.numel() for p in audio_encoder.encoder.parameters())
     print(
-        f"MULE SF-NFNet-F0: {count:,} parameters, embed_dim {module.audio_encoder.embed_dim} "
+        f"MULE SF-NFNet-F0: {count:,} parameters, embed_dim {audio_encoder.embed_dim} "
         f"({notes['kernels']}; mel filterbank within {notes['filterbank_max_abs_diff']:.1e})"
     )
-    print(f"wrote {target} (weights CC BY-NC 4.0: non-commercial use only; projector untrained)")
+    print(f"wrote {target}/ (weights CC BY-NC 4.0: non-commercial use only)")
     return 0
 
 
@@ -138,11 +133,9 @@ def read_safetensors(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path} is not a readable safetensors file: {err}") from err
 
 
-def build_module(tensors: dict[str, Any]) -> tuple[Any, dict]:
-    """The ContrastiveModule holding the file's weights, and notes on the conversion."""
-    import torch
-
-    from lit_mrl.methods.contrastive import ContrastiveModule
+def build_encoder(tensors: dict[str, Any]) -> tuple[Any, dict]:
+    """The MULE :class:`~lit_mrl.models.AudioEncoder` holding the file's weights, and notes."""
+    from lit_mrl.models.audio_encoder import AudioEncoder
     from lit_mrl.models.frontend import LogMelSpectrogram
     from lit_mrl.models.sfnfnet import SFNFNetF0
     from lit_mrl.mule.mapping import (
@@ -154,12 +147,18 @@ def build_module(tensors: dict[str, Any]) -> tuple[Any, dict]:
     )
 
     frontend = LogMelSpectrogram(**MULE_FRONTEND_ARGS)
-    with torch.random.fork_rng():  # a seeded, reproducible file; the caller's RNG untouched
-        torch.manual_seed(0)
-        module = ContrastiveModule(
-            SFNFNetF0(**MULE_ENCODER_ARGS), projection_dim=1, projector_dims=[], frontend=frontend
-        )
-    encoder = module.audio_encoder.encoder
+    audio_encoder = AudioEncoder(SFNFNetF0(**MULE_ENCODER_ARGS), frontend)
+    audio_encoder.spec = {
+        "encoder": {
+            "class_path": "lit_mrl.models.sfnfnet.SFNFNetF0",
+            "init_args": MULE_ENCODER_ARGS,
+        },
+        "frontend": {
+            "class_path": "lit_mrl.models.frontend.LogMelSpectrogram",
+            "init_args": MULE_FRONTEND_ARGS,
+        },
+    }
+    encoder = audio_encoder.encoder
     encoder.load_state_dict(convert_state(tensors, encoder.state_dict()))  # names every problem
     diff = check_filterbank(tensors, frontend.mel_fbank.T)
     notes = {
@@ -168,29 +167,7 @@ def build_module(tensors: dict[str, Any]) -> tuple[Any, dict]:
         else "baked kernels, stored with the gains that reproduce them",
         "filterbank_max_abs_diff": diff,
     }
-    return module, notes
-
-
-def hyper_parameters() -> dict[str, Any]:
-    """What :func:`~lit_mrl.checkpoints.load_pretrained` rebuilds the module from."""
-    from lit_mrl.mule.mapping import MULE_ENCODER_ARGS, MULE_FRONTEND_ARGS
-
-    return {
-        "_class_path": "lit_mrl.methods.ContrastiveModule",
-        "_instantiator": "lightning.pytorch.cli.instantiate_module",
-        "encoder": {
-            "class_path": "lit_mrl.models.sfnfnet.SFNFNetF0",
-            "init_args": MULE_ENCODER_ARGS,
-        },
-        "projection_dim": 1,
-        "projector_dims": [],
-        "temperature": 0.1,
-        "sample_rate": MULE_FRONTEND_ARGS["sample_rate"],
-        "frontend": {
-            "class_path": "lit_mrl.models.frontend.LogMelSpectrogram",
-            "init_args": MULE_FRONTEND_ARGS,
-        },
-    }
+    return audio_encoder.eval(), notes
 
 
 def source_note(weights: Path, notes: dict[str, Any]) -> dict[str, Any]:
@@ -208,9 +185,3 @@ def source_note(weights: Path, notes: dict[str, Any]) -> dict[str, Any]:
         "kernels": notes["kernels"],
         "imported_by": f"lit_mrl {__version__} import_mule",
     }
-
-
-def _lightning_version() -> str:
-    import lightning
-
-    return lightning.__version__
