@@ -7,6 +7,7 @@ beside the shards and hands its rows to the sharder (:mod:`data_prep.datasets.ad
 ADAPTERS = (
     "audioset",
     "emomusic",
+    "fma",
     "giantsteps",
     "gtzan",
     "jamendo",

@@ -142,3 +142,20 @@ def test_shard_rows_takes_typed_rows_and_options(tmp_path, capsys):
 def test_shard_options_are_checked_when_made(tmp_path, fields, message):
     with pytest.raises(UsageError, match=message):
         ShardOptions(out=tmp_path, **fields)
+
+
+def test_every_adapter_module_is_a_listed_command():
+    helpers = {"__init__", "adapter", "metadata", "wds_tars"}
+    modules = {path.stem for path in (REPO / "data_prep" / "datasets").glob("*.py")} - helpers
+    assert sorted(ADAPTERS) == sorted(modules)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_every_adapter_has_help_with_the_exit_codes(name, capsys):
+    with pytest.raises(SystemExit) as caught:
+        dispatcher.main([name, "--help"])
+    assert caught.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: python -m data_prep.datasets.{name} " in text
+    assert "3    out of disk space" in text
+    assert "--sample_rate" in text
