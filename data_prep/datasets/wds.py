@@ -201,6 +201,11 @@ def prepare(args: argparse.Namespace) -> Prepared:
         counts = " ".join(f"{extension}={count}" for extension, count in sorted(unknown.items()))
         print(f"members never read: {counts or 'none unknown'}; unsafe names: {unsafe_count}")
     labelled = [row for row in rows if row.error is None and row.member is not None]
+    failed = [row for row in rows if row.error is not None and row.member is not None]
+    if source is not None and failed and not labelled:  # a wrong --label_field, most likely
+        raise MetadataError(
+            failed[0].path, f"no sample has labels from {source}: {failed[0].error}"
+        )
     task = args.task or ("none" if source is None else infer_task(labelled) or "multilabel")
     vocabulary = class_names or sorted({label for row in labelled for label in row.labels})
     return Prepared(

@@ -226,3 +226,12 @@ def test_wds_dotted_label_fields(tmp_path, field):
         ["b" if "tags" in field else "3"],
         "k.flac",
     )
+
+
+def test_wds_a_label_field_no_sample_has_is_one_line(tmp_path, capsys):
+    write_tar(tmp_path / "train.tar", [("k.flac", audio_bytes(0)), ("k.json", labels("a"))])
+
+    assert run("--root", tmp_path, "--out", tmp_path / "out", "--label_field", "label") == 2
+    assert (
+        "no sample has labels from label: no field 'label' in its .json" in capsys.readouterr().err
+    )
