@@ -73,6 +73,7 @@ def test_sample_rate_mismatch_fails_fast_in_one_line(tiny_shards, tmp_path, caps
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "22050" in line
     assert "16000" in line
+    assert "info.json: sample_rate" in line  # checked from the config, before anything is built
 
 
 def test_abbreviated_options_are_errors(tiny_shards, capsys):

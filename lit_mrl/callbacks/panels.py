@@ -4,12 +4,9 @@ Both callbacks do nothing unless the trainer logs to W&B.
 """
 
 import lightning as L
-import matplotlib
+import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 
 def _wandb(trainer: L.Trainer) -> WandbLogger | None:
@@ -41,7 +38,11 @@ class SpectrogramLogger(L.Callback):
         with torch.no_grad():
             # (n, V, T) -> (n * V, n_mels, frames): exactly what the encoder sees
             spec = pl_module.audio_encoder.spectrogram(views.flatten(0, 1)).float().cpu()
-        fig, axes = plt.subplots(1, len(spec), figsize=(3 * len(spec), 2.6), squeeze=False)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure  # no pyplot: no global backend is chosen
+
+        fig = Figure(figsize=(3 * len(spec), 2.6))
+        axes = fig.subplots(1, len(spec), squeeze=False)
         keys = [k for k in batch["key"][: len(views)] for _ in range(views.shape[1])]
         for ax, image, key in zip(axes[0], spec, keys, strict=True):
             ax.imshow(image, origin="lower", aspect="auto", cmap="magma")
@@ -49,8 +50,10 @@ class SpectrogramLogger(L.Callback):
             ax.set_xlabel("frame (10 ms)")
         axes[0][0].set_ylabel("mel band")
         fig.tight_layout()
-        logger.log_image("train/spectrogram", [fig], step=trainer.global_step)
-        plt.close(fig)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        image = np.asarray(canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3) uint8
+        logger.log_image("train/spectrogram", [image], step=trainer.global_step)
 
 
 class EmbeddingTableLogger(L.Callback):
@@ -80,8 +83,10 @@ class EmbeddingTableLogger(L.Callback):
             return
         with torch.no_grad():
             emb = pl_module.audio_encoder(batch["audio"][:, 0]).float().cpu()
-        vocabulary = getattr(trainer.datamodule, "info", None)
-        names = vocabulary.vocabulary if vocabulary is not None else []
+        from lit_mrl.data.datamodule import ShardDataModule
+
+        data = trainer.datamodule
+        names = data.info.vocabulary if isinstance(data, ShardDataModule) else []
         for key, vector, labels in zip(batch["key"], emb, batch["labels"], strict=True):
             self.rows.append([key, _label_text(labels, names), vector.tolist()])
 

@@ -55,6 +55,15 @@ def _accepts(class_path: str, argument: str) -> bool:
     return argument in inspect.signature(import_class(class_path)).parameters
 
 
+def _is_shard_data(class_path: str) -> bool:
+    from lit_mrl.data.datamodule import ShardDataModule
+
+    if "." not in class_path:
+        return class_path == "ShardDataModule"
+    target = import_class(class_path)
+    return isinstance(target, type) and issubclass(target, ShardDataModule)
+
+
 class LitMRLCLI(LightningCLI):
     """LightningCLI with lit_mrl's data module, W&B defaults and label-count filling."""
 
@@ -66,11 +75,23 @@ class LitMRLCLI(LightningCLI):
         root = data.init_args.get("root") if data and data.get("init_args") else None
         if root is None and data and _accepts(data.class_path, "root"):
             raise UsageError("data.root is not set: give --data.root DIR (a folder with info.json)")
-        if root is None or not _accepts(model.class_path, "num_tags"):
+        if root is None or not model or "." not in str(model.class_path):
             return
+        if not _is_shard_data(data.class_path):
+            return  # e.g. cached embeddings: no info.json
         from lit_mrl.formats.info import read_info
 
-        info = read_info(root)
+        info = read_info(root)  # parsed once: the data module and callbacks share it
+        if _accepts(model.class_path, "sample_rate"):
+            rate = model.init_args.get("sample_rate")
+            if rate is not None and rate != info.sample_rate:
+                raise UsageError(
+                    f"{root}/info.json: sample_rate is {info.sample_rate} Hz but the model's "
+                    f"frontend expects {rate} Hz (model.init_args.sample_rate): reshard the "
+                    "data or change the model's sample rate"
+                )
+        if not _accepts(model.class_path, "num_tags"):
+            return
         if info.task not in ("multilabel", "multiclass"):
             raise UsageError(
                 f"{root}/info.json: task is {info.task!r}, but {model.class_path} trains on "

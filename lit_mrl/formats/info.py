@@ -6,6 +6,7 @@ fails with a message naming the file and the field.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping
@@ -148,8 +149,15 @@ def write_info(root: str | Path, info: DatasetInfo, name: str = INFO_NAME) -> Pa
     return path
 
 
+_PARSED: dict[tuple[str, int, int], DatasetInfo] = {}  # (path, mtime_ns, size) -> parsed
+
+
 def read_info(root: str | Path, name: str = INFO_NAME) -> DatasetInfo:
     """Read ``root/name`` (``root`` may also be the file itself).
+
+    A file is parsed once per process while it is unchanged (its path, modification time
+    and size are the key): the CLI, the data module and the callbacks of one run share
+    the parse; each caller gets its own copy.
 
     Raises:
         FileNotFoundError: if it does not exist.
@@ -162,10 +170,14 @@ def read_info(root: str | Path, name: str = INFO_NAME) -> DatasetInfo:
         raise FileNotFoundError(
             f"no dataset info at {path} (make shards with python -m data_prep.shard)"
         )
-    try:
-        return DatasetInfo.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ValueError(f"{path} is not a valid dataset info file: {err}") from err
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _PARSED:
+        try:
+            _PARSED[key] = DatasetInfo.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError) as err:
+            raise ValueError(f"{path} is not a valid dataset info file: {err}") from err
+    return copy.deepcopy(_PARSED[key])
 
 
 def shard_paths(root: str | Path, split: str) -> list[str]:

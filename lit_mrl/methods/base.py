@@ -79,8 +79,12 @@ class PretrainModule(L.LightningModule):
         raise NotImplementedError
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        data_rate = getattr(datamodule, "sample_rate", self.sample_rate)
+        from lit_mrl.data.datamodule import ShardDataModule
+
+        datamodule = self.trainer.datamodule
+        data_rate = (
+            datamodule.sample_rate if isinstance(datamodule, ShardDataModule) else self.sample_rate
+        )
         if data_rate != self.sample_rate:
             raise ValueError(
                 f"the data is at {data_rate} Hz but the model's frontend expects "
