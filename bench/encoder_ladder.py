@@ -238,7 +238,8 @@ def measure_rung(rung: str, root: Path | None, opts: argparse.Namespace) -> dict
     return row
 
 
-def print_tables(rows: dict[str, dict[str, float]], fe: dict[str, float], opts) -> None:
+def print_sizes(rows: dict[str, dict[str, float]], fe: dict[str, float], opts) -> None:
+    """The run's settings, the frontend's and the loader's cost, and the ladder table."""
     print(
         f"\nbatch {opts.batch_size} x 3 s clips, {opts.workers} loader workers, "
         f"{torch.get_num_threads()} torch threads; step times: mean of the faster half of "
@@ -265,6 +266,32 @@ def print_tables(rows: dict[str, dict[str, float]], fe: dict[str, float], opts) 
             f"| {rung} | {row['params']:,} | {row['embed_dim']} | {row['gflops']:.3f} "
             f"| {synthetic} | {loader} |"
         )
+
+
+def print_cpu_split(rows: dict[str, dict[str, float]], fe: dict[str, float]) -> None:
+    """Where a step's CPU time goes, the loader's decoding included.
+
+    With loader workers on as many cores as the step's threads, decoding competes with
+    the step instead of waiting beside it, so the loader's share is its CPU time per
+    batch (a batch built in this process), not the time the step waits for it.
+    """
+    timed = {r: row for r, row in rows.items() if "synthetic_total" in row}
+    if not timed or "workers_0" not in fe:
+        return
+    print("\nsplit of a step's CPU time, ms (share): the loader's batch built in this")
+    print("process, the rest from the in-memory step; last column: the real-loader step")
+    print("| rung | loader | log-mel frontend | encoder fwd + bwd | rest | sum | real loader |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for rung, row in timed.items():
+        parts = [fe["workers_0"]] + [row[f"synthetic_{k}"] for k in ("frontend", "encoder", "rest")]
+        total = sum(parts)
+        cells = [f"{1000 * v:.0f} ({100 * v / total:.0f} %)" for v in parts]
+        real = f"{1000 * row['loader_total']:.0f}" if "loader_total" in row else "-"
+        print(f"| {rung} | {' | '.join(cells)} | {1000 * total:.0f} | {real} |")
+
+
+def print_steps(rows: dict[str, dict[str, float]]) -> None:
+    """The measured split of each step, with in-memory and with real-loader batches."""
     for source in ("synthetic", "loader"):
         timed = {r: row for r, row in rows.items() if f"{source}_total" in row}
         if not timed:
@@ -305,7 +332,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         for rung in opts.rungs:
             rows[rung] = measure_rung(rung, root, opts)
             print(f"  {rung}: {rows[rung]}", flush=True)
-    print_tables(rows, fe, opts)
+    print_sizes(rows, fe, opts)
+    print_cpu_split(rows, fe)
+    print_steps(rows)
     return rows
 
 
