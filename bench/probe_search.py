@@ -44,8 +44,9 @@ from lit_mrl.models.heads import seeded_mlp_head
 from lit_mrl.probe.ensemble import ADAM_EPS
 from lit_mrl.probe.grid import GRIDS, Grid, ProbeConfig
 from lit_mrl.probe.module import ProbeModule
-from lit_mrl.probe.search import Budget, primary_metrics, run_search, select_best
+from lit_mrl.probe.search import Budget, run_search, select_best
 from lit_mrl.schedules import WarmupCosineLR
+from lit_mrl.tasks import ranking_metrics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         data = synthetic_embeddings(root, opts)
         steps = opts.epochs * math.ceil(opts.train / opts.batch_size)
         warmup = steps // 10
-        keys = primary_metrics(data.task, "default")
+        keys = ranking_metrics(data.task, "default")
         print(
             f"{len(configs)} configs ({sorted({c.hidden_dims for c in configs})}), {opts.train} x "
             f"{opts.dim}-d, {opts.classes} classes, {steps} steps of {opts.batch_size}, "
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         budget = Budget(steps, warmup, opts.batch_size, eval_every=steps, patience=0)
         start = time.perf_counter()
         search = run_search(
-            data, grid, budget, [opts.seed], device=opts.device, replicates=opts.replicates,
+            data.probe_data, grid, budget, [opts.seed], device=opts.device, replicates=opts.replicates,
             progress=lambda _: marks.append(time.perf_counter()),
         )  # fmt: skip
         total = time.perf_counter() - start

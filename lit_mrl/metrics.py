@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -31,11 +31,15 @@ from lit_mrl.formats.keys import KEY_NAMES as KEY_NAMES
 from lit_mrl.formats.keys import PITCH_CLASS_NAMES as PITCH_CLASS_NAMES
 from lit_mrl.formats.keys import key_index as key_index
 
+# the metric rules per task type live in the task table; re-exported here
+from lit_mrl.tasks import MetricOption, TaskType
+from lit_mrl.tasks import check_task_metric as check_task_metric
+
 if TYPE_CHECKING:
     from lightning import LightningModule
 
-ProbeTask = Literal["multilabel", "multiclass", "regression"]
-MetricName = Literal["default", "mirex_key"]
+ProbeTask = TaskType
+MetricName = MetricOption
 
 
 def key_class_map(class_names: list[str]) -> Tensor:
@@ -82,12 +86,6 @@ def metric_range(name: str) -> tuple[float, float] | None:
     if name == "r2" or name.startswith("r2_"):
         return -math.inf, 1.0
     return None
-
-
-def check_task_metric(task: str, num_outputs: int, metric: str) -> None:
-    """Refuse ``metric="mirex_key"`` for anything but 24-class classification."""
-    if metric == "mirex_key" and (task != "multiclass" or num_outputs != 24):
-        raise ValueError(f"metric mirex_key needs 24-class multiclass, got {task} x {num_outputs}")
 
 
 def score_predictions(

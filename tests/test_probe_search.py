@@ -13,9 +13,11 @@ from lit_mrl.data.embedding_datamodule import EmbeddingDataModule, write_arrays
 from lit_mrl.errors import UsageError
 from lit_mrl.formats.embeddings import write_index
 from lit_mrl.metrics import score_predictions
+from lit_mrl.probe.data import ProbeData
 from lit_mrl.probe.grid import GRIDS, Grid, load_grid
 from lit_mrl.probe.module import ProbeModule
 from lit_mrl.probe.search import Budget, run_search, select_best
+from lit_mrl.tasks import ranking_metrics
 
 
 def fixed(steps, warmup, batch_size=32):
@@ -62,8 +64,9 @@ def noisy_embeddings(root, task, dim=16, num_outputs=4, sizes=(200, 100, 100), n
     return root
 
 
-def one_by_one(data, grid, steps, warmup, seed):
+def one_by_one(root, grid, steps, warmup, seed, batch_size=32):
     """Each config as its own ProbeModule through Lightning: (val preds, val metrics) per config."""
+    data = EmbeddingDataModule(str(root), batch_size=batch_size, seed=seed)
     valid = data.load("val")
     results = []
     for config in grid.configs():
@@ -72,7 +75,7 @@ def one_by_one(data, grid, steps, warmup, seed):
             dropout=config.dropout, weight_decay=config.weight_decay, lr=config.lr,
             warmup_steps=warmup, max_steps=steps, init_seed=seed,
         )  # fmt: skip
-        single = EmbeddingDataModule(str(data.root), batch_size=data.batch_size, seed=seed)
+        single = EmbeddingDataModule(str(root), batch_size=batch_size, seed=seed)
         L.Trainer(
             accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
@@ -108,11 +111,13 @@ def test_grid_from_a_yaml_file(tmp_path):
 
 def test_ensemble_matches_one_by_one_training_without_dropout(tmp_path):
     """Same init, data order and optimiser per member: predictions agree to float rounding."""
-    data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "multilabel")), batch_size=32)
+    root = noisy_embeddings(tmp_path, "multilabel")
     grid = Grid(hidden_dims=((), (8,)), dropout=(0.0,), weight_decay=(0.0, 1e-3), lr=(1e-3, 1e-2))
     steps, warmup, seed = 30, 5, 7
-    search = run_search(data, grid, fixed(steps, warmup), seeds=[seed], progress=quiet)
-    reference = one_by_one(data, grid, steps, warmup, seed)
+    search = run_search(
+        ProbeData.from_folder(root), grid, fixed(steps, warmup), seeds=[seed], progress=quiet
+    )
+    reference = one_by_one(root, grid, steps, warmup, seed)
     for config, (_, expected) in zip(search["configs"], reference, strict=True):
         for name, value in expected.items():
             assert config["val"][name] == pytest.approx(value, abs=1e-5), (config, name)
@@ -124,27 +129,26 @@ def test_ensemble_predictions_equal_the_probe_module(tmp_path):
     from lit_mrl.models.heads import seeded_mlp_head
     from lit_mrl.probe.ensemble import EnsembleMLP, fit_ensemble, predict_ensemble
 
-    data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "regression")), batch_size=32)
+    root = noisy_embeddings(tmp_path, "regression")
+    data = ProbeData.from_folder(root)
     grid = Grid(hidden_dims=((8, 8),), dropout=(0.0,), weight_decay=(0.0, 1e-3), lr=(3e-3,))
-    reference = one_by_one(data, grid, 25, 3, seed=1)
+    reference = one_by_one(root, grid, 25, 3, seed=1)
     ensemble = EnsembleMLP([seeded_mlp_head(16, 4, [8, 8], 0.0, 1)] * 2, torch.zeros(2))
     fit_ensemble(
-        ensemble, data.load("train"), "regression", lr=torch.tensor([3e-3, 3e-3], dtype=torch.float64),
+        ensemble, data.split("train"), "regression", lr=torch.tensor([3e-3, 3e-3], dtype=torch.float64),
         weight_decay=torch.tensor([0.0, 1e-3]), steps=25, warmup_steps=3, batch_size=32, seed=1,
     )  # fmt: skip
-    preds = predict_ensemble(ensemble, data.load("val").embeddings)
+    preds = predict_ensemble(ensemble, data.split("val").embeddings)
     for e, (expected, _) in enumerate(reference):
         torch.testing.assert_close(preds[e], expected, atol=1e-5, rtol=1e-5)
 
 
 def test_ensemble_selection_matches_one_by_one_with_dropout(tmp_path):
     """Dropout masks differ, but on a clear problem the same config wins."""
-    data = EmbeddingDataModule(
-        str(noisy_embeddings(tmp_path, "regression", noise=1.0)), batch_size=32
-    )
+    root = noisy_embeddings(tmp_path, "regression", noise=1.0)
     grid = Grid(hidden_dims=((32,),), dropout=(0.1, 0.9), weight_decay=(0.0,), lr=(1e-4, 1e-2))
-    search = run_search(data, grid, fixed(60, 5), seeds=[0], progress=quiet)
-    reference = one_by_one(data, grid, 60, 5, seed=0)
+    search = run_search(ProbeData.from_folder(root), grid, fixed(60, 5), seeds=[0], progress=quiet)
+    reference = one_by_one(root, grid, 60, 5, seed=0)
     best = select_best([r[1] for r in reference], ("r2",))
     assert search["selected"] == best
     assert grid.configs()[best].lr == 1e-2
@@ -153,7 +157,7 @@ def test_ensemble_selection_matches_one_by_one_with_dropout(tmp_path):
 
 
 def test_chunked_ensembles_equal_one_ensemble(tmp_path):
-    data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "multiclass")), batch_size=50)
+    data = ProbeData.from_folder(noisy_embeddings(tmp_path, "multiclass"))
     grid = Grid(hidden_dims=((16,),), dropout=(0.0,), weight_decay=(0.0, 1e-4), lr=(1e-3, 1e-2))
     budget = fixed(20, 2, batch_size=50)
     whole = run_search(data, grid, budget, seeds=[0], progress=quiet)
@@ -174,7 +178,7 @@ def test_select_best_breaks_ties_by_the_next_metric_then_grid_order():
 
 
 def test_early_stopping_keeps_each_members_best_validation_weights(tmp_path):
-    data = EmbeddingDataModule(str(noisy_embeddings(tmp_path, "multiclass")), batch_size=32)
+    data = ProbeData.from_folder(noisy_embeddings(tmp_path, "multiclass"))
     grid = Grid(hidden_dims=((64,),), dropout=(0.0,), weight_decay=(0.0,), lr=(1e-1, 1e-3))
     budget = Budget(400, 10, 32, eval_every=10, patience=5)
     search = run_search(data, grid, budget, seeds=[0], progress=quiet)
@@ -303,3 +307,73 @@ def test_probe_help_through_python_m_lit_mrl(capsys):
         cli_main(["probe", "--help"])
     assert exit_info.value.code == 0
     assert "--embeddings" in capsys.readouterr().out
+
+
+# What the search gave before the probe search moved onto ProbeData (recorded with the
+# code of commit 4f2f8da): the selected config, every config's primary validation metric
+# and best step, and the test numbers of the selected config (2 seeds, 100 replicates).
+PROTOCOL_GRIDS = {
+    "full": Grid(hidden_dims=((), (32,)), dropout=(0.25, 0.5), weight_decay=(0.0, 1e-3), lr=(3e-3, 3e-2)),
+    "mlp": Grid(hidden_dims=((32,),), dropout=(0.25, 0.5), weight_decay=(0.0,), lr=(3e-3, 3e-2)),
+}  # fmt: skip
+RECORDED = {
+    ("regression", "full"): {
+        "selected": 3,
+        "val": [0.116786, 0.976105, 0.118105, 0.976293, 0.778491, 0.947151, 0.773147, 0.942178, 0.634295, 0.894198, 0.629728, 0.893997],
+        "best_step": [200, 150, 200, 150, 200, 150, 200, 190, 200, 170, 200, 200],
+        "test": {"r2": 0.972729, "r2_out0": 0.963752, "r2_out1": 0.969772, "r2_out2": 0.969336, "r2_out3": 0.988054},
+        "test_low": {"r2": 0.965055, "r2_out0": 0.949509, "r2_out1": 0.953598, "r2_out2": 0.953644, "r2_out3": 0.983562},
+        "test_high": {"r2": 0.977418, "r2_out0": 0.971665, "r2_out1": 0.980703, "r2_out2": 0.979493, "r2_out3": 0.991306},
+        "test_per_seed": [{"r2": 0.973013, "r2_out0": 0.964534, "r2_out1": 0.969897, "r2_out2": 0.969591, "r2_out3": 0.98803}, {"r2": 0.972444, "r2_out0": 0.96297, "r2_out1": 0.969647, "r2_out2": 0.969082, "r2_out3": 0.988077}],
+    },
+    ("multiclass", "full"): {
+        "selected": 3,
+        "val": [0.56, 0.76, 0.56, 0.77, 0.72, 0.74, 0.71, 0.74, 0.69, 0.73, 0.69, 0.73],
+        "best_step": [150, 40, 160, 30, 170, 60, 100, 60, 110, 60, 170, 50],
+        "test": {"accuracy": 0.78, "macro_accuracy": 0.762918},
+        "test_low": {"accuracy": 0.706875, "macro_accuracy": 0.676877},
+        "test_high": {"accuracy": 0.862625, "macro_accuracy": 0.850378},
+        "test_per_seed": [{"accuracy": 0.79, "macro_accuracy": 0.781606}, {"accuracy": 0.77, "macro_accuracy": 0.744229}],
+    },
+    ("multilabel", "mlp"): {
+        "selected": 3,  # hidden [32], dropout 0.5, lr 3e-2
+        "val": [0.776844, 0.802049, 0.771251, 0.80701],
+        "best_step": [200, 20, 170, 30],
+        "test": {"roc_auc": 0.847184, "pr_auc": 0.783241},
+        "test_low": {"roc_auc": 0.806444, "pr_auc": 0.731227},
+        "test_high": {"roc_auc": 0.891938, "pr_auc": 0.845213},
+        "test_per_seed": [{"roc_auc": 0.847468, "pr_auc": 0.788099}, {"roc_auc": 0.846901, "pr_auc": 0.778382}],
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("task", "grid"), list(RECORDED))
+def test_the_search_protocol_gives_the_recorded_selection_and_test_numbers(tmp_path, task, grid):
+    recorded = RECORDED[task, grid]
+    data = ProbeData.from_folder(noisy_embeddings(tmp_path, task, sizes=(120, 100, 100)))
+    budget = Budget(200, 10, 32, eval_every=10, patience=4)
+    search = run_search(data, PROTOCOL_GRIDS[grid], budget, [0, 1], replicates=100, progress=quiet)
+    assert search["selected"] == recorded["selected"]
+    primary = ranking_metrics(task, "default")[0]
+    assert [c["val"][primary] for c in search["configs"]] == pytest.approx(
+        recorded["val"], abs=1e-5
+    )
+    assert [c["best_step"] for c in search["configs"]] == recorded["best_step"]
+    for key in ("test", "test_low", "test_high"):
+        assert search[key] == pytest.approx(recorded[key], abs=1e-5), key
+    for seed, expected in zip(search["test_per_seed"], recorded["test_per_seed"], strict=True):
+        assert seed == pytest.approx(expected, abs=1e-5)
+
+
+def test_probe_data_standardises_with_training_statistics_and_maps_targets_back(tmp_path):
+    data = ProbeData.from_folder(noisy_embeddings(tmp_path, "regression"))
+    train = data.split("train")
+    assert train.embeddings.mean(0).abs().max() < 1e-5
+    assert (train.embeddings.std(0) - 1).abs().max() < 1e-4
+    assert train.labels.mean(0).abs().max() < 1e-5  # regression targets too
+    raw = np.load(sorted(tmp_path.glob("test-*.npz"))[0])["labels"]
+    torch.testing.assert_close(data.original_labels("test"), torch.from_numpy(raw).float())
+    plain = ProbeData.from_folder(tmp_path, standardize=False, standardize_targets=False)
+    torch.testing.assert_close(plain.original_labels("test"), data.original_labels("test"))
+    with pytest.raises(UsageError, match="no embeddings of split 'dev' \\(the val split\\)"):
+        ProbeData.from_folder(tmp_path, val_split="dev").split("val")

@@ -27,8 +27,9 @@ from lit_mrl.data.crops import center_crop
 from lit_mrl.data.labels import encode_labels
 from lit_mrl.formats.info import read_info, shard_paths
 from lit_mrl.formats.shards import decode_audio, iter_shard
-from lit_mrl.metrics import key_class_map, score_predictions
+from lit_mrl.metrics import score_predictions
 from lit_mrl.models import AudioEncoder, LogMelStats
+from lit_mrl.tasks import default_metric, primary_metric
 
 
 @dataclass
@@ -40,12 +41,6 @@ class _TaskSet:
     metric: str
     train: tuple[Tensor, Tensor]  # (N, T) audio, labels
     test: tuple[Tensor, Tensor]
-
-
-def _primary(task: str, metric: str) -> str:
-    if metric == "mirex_key":
-        return "mirex_key"
-    return {"multilabel": "roc_auc", "multiclass": "accuracy", "regression": "r2"}[task]
 
 
 def ridge_predict(train: Tensor, targets: Tensor, test: Tensor, ridge: float) -> Tensor:
@@ -129,13 +124,7 @@ class OnlineProbe(L.Callback):
                     f"online probe task {name}: {root} is at {info.sample_rate} Hz but the model "
                     f"expects {sample_rate} Hz"
                 )
-            metric = "default"
-            if info.task == "multiclass" and len(info.vocabulary) == 24:
-                try:
-                    key_class_map(info.vocabulary)
-                    metric = "mirex_key"
-                except ValueError:
-                    pass
+            metric = default_metric(info.task, list(info.vocabulary))  # MIREX for keys
             train, test = (self._load_split(root, split, samples) for split in self.splits)
             sets[name] = _TaskSet(info.task, list(info.vocabulary), metric, train, test)
         rank_zero_info(
@@ -165,7 +154,7 @@ class OnlineProbe(L.Callback):
             summary, _ = score_predictions(
                 data.task, preds, data.test[1], data.metric, data.vocabulary
             )
-            metric = _primary(data.task, data.metric)
+            metric = primary_metric(data.task, data.metric)
             scores[f"online_probe/{name}/{metric}"] = summary[metric]
         return scores
 

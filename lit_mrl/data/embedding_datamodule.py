@@ -1,93 +1,54 @@
 """Cached embeddings (see :mod:`lit_mrl.formats.embeddings`) as batches for probes.
 
-Batches are dicts: ``embedding`` ``(B, D)`` float32 and ``labels`` (``(B, K)`` float
-multi-hot or values, or ``(B,)`` int64 class indices, per the folder's task). Only track
-embeddings and labels are read (never the timelines), so memory is about N x D.
+A thin Lightning wrapper of :class:`~lit_mrl.probe.data.ProbeData` (the tensors, their
+standardisation and checks). Batches are dicts: ``embedding`` ``(B, D)`` float32 and
+``labels`` (``(B, K)`` float multi-hot or values, or ``(B,)`` int64 class indices, per
+the folder's task). Only track embeddings and labels are read (never the timelines), so
+memory is about N x D.
 """
 
-import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Sampler
 
-from lit_mrl.errors import UsageError
-from lit_mrl.formats.embeddings import EmbeddingIndex, append_part, load_split, read_index
+from lit_mrl.formats.embeddings import EmbeddingIndex, append_part, read_index
+from lit_mrl.probe.data import (
+    EmbeddingTensors,
+    ProbeData,
+    ShuffledBatches,
+    check_learnable,
+    labels_tensor,
+)
 
-
-def labels_tensor(labels: np.ndarray, task: str) -> Tensor:
-    """Stored labels as training targets: int64 class indices (multiclass) or float32."""
-    return torch.from_numpy(labels.astype(np.int64 if task == "multiclass" else np.float32))
-
-
-class EmbeddingTensors(Dataset):
-    """Embeddings and labels held in memory, indexed by a whole batch of indices at once.
-
-    Args:
-        embeddings: ``(N, D)`` float32.
-        labels: ``(N, K)`` or ``(N,)`` targets.
-    """
-
-    def __init__(self, embeddings: Tensor, labels: Tensor) -> None:
-        self.embeddings = embeddings
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.embeddings)
-
-    def __getitem__(self, index: Tensor) -> dict[str, Tensor]:
-        return {"embedding": self.embeddings[index], "labels": self.labels[index]}
-
-
-class ShuffledBatches(Sampler[Tensor]):
-    """Index batches of a new permutation every epoch, the last batch possibly short.
-
-    Epoch ``e`` uses the ``e``-th ``torch.randperm(num_samples, generator)`` of a generator
-    seeded with ``seed``: the probe search draws its shared minibatches from this same
-    class, so one probe trained through Lightning sees the data in the same order.
-
-    Args:
-        num_samples: dataset size N.
-        batch_size: indices per batch.
-        seed: seed of the permutations.
-    """
-
-    def __init__(self, num_samples: int, batch_size: int, seed: int) -> None:
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return math.ceil(self.num_samples / self.batch_size)
-
-    def __iter__(self) -> Iterator[Tensor]:
-        order = torch.randperm(self.num_samples, generator=self.generator)
-        yield from order.split(self.batch_size)
+# re-exported: tests and benchmarks import them from here
+__all__ = [
+    "EmbeddingDataModule", "EmbeddingTensors", "ShuffledBatches", "check_learnable",
+    "labels_tensor", "write_arrays",
+]  # fmt: skip
 
 
 class EmbeddingDataModule(L.LightningDataModule):
     """Train / val / test batches from an embeddings folder written by ``lit_mrl embed``.
 
+    The folder's index is read here; the embeddings on first use, as a
+    :class:`~lit_mrl.probe.data.ProbeData` (:attr:`probe_data`).
+
     Args:
         root: embeddings folder holding ``index.json`` and the split parts.
         batch_size: embeddings per batch.
-        seed: seed of the training order (see :class:`ShuffledBatches`).
+        seed: seed of the training order (see :class:`~lit_mrl.probe.data.ShuffledBatches`).
         num_workers: loader processes (0 is fastest for in-memory embeddings).
         train_split: split used for training.
         val_split: split used for validation (skipped when absent).
         test_split: split used for testing.
-        standardize: z-score every embedding dimension with the training split's mean
-            and std (applied to all splits). Encoders without batch norm can emit
-            embeddings whose dimensions differ by orders of magnitude in scale, which a
-            fixed probe learning rate cannot follow; the affine map changes nothing a
-            probe can express.
-        standardize_targets: z-score regression targets with the training split's mean
-            and std, so the loss and learning rate fit any unit (BPM, valence on 1-9);
-            :meth:`to_original_units` maps predictions back before they are scored.
+        standardize: z-score embeddings with the training split's statistics (see
+            :class:`~lit_mrl.probe.data.ProbeData`).
+        standardize_targets: z-score regression targets likewise; predictions are mapped
+            back before they are scored.
     """
 
     def __init__(
@@ -112,9 +73,7 @@ class EmbeddingDataModule(L.LightningDataModule):
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.standardize = standardize
         self.standardize_targets = standardize_targets and self.task == "regression"
-        self.datasets: dict[str, EmbeddingTensors] = {}
-        self._stats: tuple[Tensor, Tensor] | None = None
-        self._target_stats: tuple[Tensor, Tensor] | None = None
+        self._data: ProbeData | None = None
 
     @property
     def embed_dim(self) -> int:
@@ -131,56 +90,35 @@ class EmbeddingDataModule(L.LightningDataModule):
         """Label (or regression output) names in class-index order."""
         return list(self.index.vocabulary)
 
+    @property
+    def probe_data(self) -> ProbeData:
+        """The folder's splits as tensors (read and checked on first use).
+
+        Raises:
+            UsageError: no training split, or nothing to learn from it.
+        """
+        if self._data is None:
+            self._data = ProbeData.from_folder(
+                self.root, self.splits["train"], self.splits["val"], self.splits["test"],
+                self.hparams.standardize, self.hparams.standardize_targets, index=self.index,
+            )  # fmt: skip
+        return self._data
+
     def load(self, stage: str) -> EmbeddingTensors:
         """The in-memory embeddings of ``stage`` (``train``, ``val`` or ``test``).
 
         Raises:
             UsageError: the split has no embeddings, or (training) nothing to learn.
         """
-        if stage not in self.datasets:
-            split = self.splits[stage]
-            if not self.has_split(stage):
-                raise UsageError(
-                    f"{self.root} has no embeddings of split {split!r} (the {stage} split)"
-                )
-            data = load_split(self.root, split, index=self.index)
-            embeddings = torch.from_numpy(data.embeddings)
-            labels = labels_tensor(data.labels, self.task)
-            if stage == "train":
-                check_learnable(labels, self.task, self.vocabulary, f"{self.root} ({split})")
-            if self.standardize:
-                mean, std = self._train_stats("embeddings")
-                embeddings = (embeddings - mean) / std
-            if self.standardize_targets:
-                mean, std = self._train_stats("targets")
-                labels = (labels - mean) / std
-            self.datasets[stage] = EmbeddingTensors(embeddings, labels)
-        return self.datasets[stage]
+        return self.probe_data.split(stage)
 
     def to_original_units(self, preds: Tensor) -> Tensor:
         """Map regression predictions on standardised targets back to the data's units."""
-        if not self.standardize_targets:
-            return preds
-        mean, std = self._train_stats("targets")
-        return preds * std.to(preds.device) + mean.to(preds.device)
+        return self.probe_data.to_original_units(preds)
 
     def original_labels(self, stage: str) -> Tensor:
         """The labels of ``stage`` in the data's own units (for scoring)."""
-        return self.to_original_units(self.load(stage).labels)
-
-    def _train_stats(self, what: str) -> tuple[Tensor, Tensor]:
-        """Per-dimension mean and std of the training ``embeddings`` or ``targets``."""
-        cached = self._stats if what == "embeddings" else self._target_stats
-        if cached is None:
-            train = load_split(self.root, self.splits["train"], index=self.index)
-            values = train.embeddings if what == "embeddings" else train.labels
-            std, mean = torch.std_mean(torch.from_numpy(values).float(), dim=0)
-            cached = (mean, std.clamp_min(1e-6))  # constant dimensions stay 0
-            if what == "embeddings":
-                self._stats = cached
-            else:
-                self._target_stats = cached
-        return cached
+        return self.probe_data.original_labels(stage)
 
     def has_split(self, stage: str) -> bool:
         """Whether the folder's index lists parts of the split used for ``stage``."""
@@ -205,31 +143,6 @@ class EmbeddingDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_dataloader("test")
-
-
-def check_learnable(labels: Tensor, task: str, vocabulary: list[str], where: str) -> None:
-    """Refuse training labels a probe cannot learn from, naming the reason.
-
-    Raises:
-        UsageError: no items, a single class, no tag that is ever positive (and negative),
-            or constant regression targets.
-    """
-    if len(labels) == 0:
-        raise UsageError(f"{where}: the training split is empty")
-    if task == "multiclass":
-        present = torch.unique(labels)
-        if len(present) < 2:
-            name = vocabulary[int(present[0])] if len(vocabulary) > int(present[0]) else present
-            raise UsageError(
-                f"{where}: every training item has the class {name!r}; a probe needs at "
-                "least two classes"
-            )
-    elif task == "multilabel":
-        positives = labels.sum(0)
-        if not ((positives > 0) & (positives < len(labels))).any():
-            raise UsageError(f"{where}: no tag is both present and absent in the training split")
-    elif task == "regression" and bool((labels.std(0) == 0).all()):
-        raise UsageError(f"{where}: every regression target is constant in the training split")
 
 
 def write_arrays(

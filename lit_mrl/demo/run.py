@@ -109,7 +109,9 @@ def embed_all(out: Path, shards: Path, models: dict[str, dict]) -> None:
 
 def probe_all(out: Path, models: list[str], seeds: int, grid: str) -> list[Path]:
     """Search a probe per (task, model); returns the results folders."""
+    from lit_mrl.formats.embeddings import read_index
     from lit_mrl.probe.command import probe
+    from lit_mrl.tasks import default_metric
 
     folders = []
     for model in models:
@@ -118,14 +120,16 @@ def probe_all(out: Path, models: list[str], seeds: int, grid: str) -> list[Path]
             folders.append(dest)
             if (dest / "results.json").exists():
                 continue
+            embeddings = out / "embeddings" / model / task
+            index = read_index(embeddings)
             probe(
-                embeddings=str(out / "embeddings" / model / task),
+                embeddings=str(embeddings),
                 out=str(dest),
                 grid=grid,
                 seeds=seeds,
                 task_name=f"demo-{task}",
                 model_name=model,
-                metric="mirex_key" if task == "key" else "default",
+                metric=default_metric(index.task, list(index.vocabulary)),  # MIREX for keys
                 wandb=False,
                 max_steps=2000,
             )

@@ -95,7 +95,7 @@ def probe(
     if root is None:
         raise UsageError("give --embeddings (or data.init_args.root in --config)")
     search = prepare(root, settings, batch_size, metric, grid, device)
-    budget = _budget(search["data"], settings, epochs, min_steps, max_steps, steps, warmup_steps,
+    budget = _budget(search, settings, epochs, min_steps, max_steps, steps, warmup_steps,
                      patience)  # fmt: skip
     first_seed = settings.get("init_seed", seed_everything)
     seed_list = [first_seed + i for i in range(seeds)]
@@ -172,21 +172,20 @@ def prepare(
     """
     import torch
 
-    from lit_mrl.data.embedding_datamodule import EmbeddingDataModule
+    from lit_mrl.formats.embeddings import read_index
     from lit_mrl.metrics import check_task_metric
+    from lit_mrl.probe.data import ProbeData, stage_splits
     from lit_mrl.probe.grid import ProbeConfig, load_grid
 
-    data_args = {k: settings[k] for k in ("seed", "num_workers", "train_split", "val_split",
-                                          "test_split", "standardize", "standardize_targets")
-                 if k in settings}  # fmt: skip
-    data = EmbeddingDataModule(
-        root, batch_size=batch_size or settings.get("batch_size", 256), **data_args
-    )
+    data_args = {k: settings[k] for k in ("train_split", "val_split", "test_split", "standardize",
+                                          "standardize_targets") if k in settings}  # fmt: skip
+    index = read_index(root)
+    names = stage_splits(**{k: v for k, v in data_args.items() if k.endswith("_split")})
     for stage in ("train", "val", "test"):  # every split exists, before any training
-        if not data.has_split(stage):
-            raise UsageError(f"{root} has no embeddings of split {data.splits[stage]!r}")
-    for stage in ("train", "val", "test"):
-        data.load(stage)
+        split = index.splits.get(names[stage])
+        if split is None or not split.parts:
+            raise UsageError(f"{root} has no embeddings of split {names[stage]!r}")
+    data = ProbeData.from_folder(root, **data_args, index=index)
     checks = {
         "task": data.task,
         "num_outputs": len(data.vocabulary),
@@ -213,11 +212,14 @@ def prepare(
         device = "cpu" if accelerator == "cpu" else "cuda"
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return {"data": data, "grid": search_grid, "metric": chosen_metric, "device": device}
+    return {
+        "data": data, "root": root, "index": index, "grid": search_grid, "metric": chosen_metric,
+        "device": device, "batch_size": batch_size or settings.get("batch_size", 256),
+    }  # fmt: skip
 
 
 def _budget(
-    data: Any,
+    search: dict[str, Any],
     settings: dict[str, Any],
     epochs: int,
     min_steps: int,
@@ -229,8 +231,8 @@ def _budget(
     from lit_mrl.probe.search import Budget
 
     return Budget.for_data(
-        num_train=len(data.load("train")),
-        batch_size=data.batch_size,
+        num_train=len(search["data"].split("train")),
+        batch_size=search["batch_size"],
         epochs=epochs,
         min_steps=min_steps,
         max_steps=max_steps or settings.get("max_steps", 20000),
@@ -261,10 +263,11 @@ def run(
     model_name: str | None,
 ) -> dict[str, Any]:
     """Run the search and gather everything ``results.json`` records."""
-    from lit_mrl.probe.search import primary_metrics, run_search
+    from lit_mrl.probe.search import run_search
+    from lit_mrl.tasks import primary_metric
 
     data, grid, metric, device = search["data"], search["grid"], search["metric"], search["device"]
-    names = default_names(Path(data.root), data.index)
+    names = default_names(Path(search["root"]), search["index"])
     task_name, model_name = task_name or names[0], model_name or names[1]
     configs = grid.configs()
     print(
@@ -277,15 +280,15 @@ def run(
         "task": data.task,
         "task_name": task_name,
         "model_name": model_name,
-        "embeddings": str(Path(data.root).resolve()),
+        "embeddings": str(Path(search["root"]).resolve()),
         "metric": metric,
-        "primary_metric": primary_metrics(data.task, metric)[0],
+        "primary_metric": primary_metric(data.task, metric),
         "grid": grid.as_dict(),
         "num_configs": len(configs),
         "seeds": seeds,
         "budget": vars(budget),
         "device": device,
-        "num_samples": {s: len(data.load(s)) for s in ("train", "val", "test")},
+        "num_samples": {s: len(data.split(s)) for s in ("train", "val", "test")},
         "class_names": data.vocabulary,
         "targets_standardized": bool(data.standardize_targets),
         "selected_config": found["configs"][found["selected"]],

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lit_mrl.data.embedding_datamodule import EmbeddingTensors, ShuffledBatches
 from lit_mrl.losses import probe_loss
 from lit_mrl.metrics import ProbeTask
 from lit_mrl.models.heads import MLPHead
+from lit_mrl.probe.data import EmbeddingTensors, ShuffledBatches
 from lit_mrl.schedules import warmup_cosine_factor
 
 ADAM_EPS = 1e-7  # Keras' Adam epsilon, which the paper's probes used (torch's default is 1e-8)
@@ -202,7 +202,7 @@ def fit_ensemble(
         steps: optimisation steps (warm-up plus cosine decay to 0).
         warmup_steps: steps of linear warm-up.
         batch_size: embeddings per minibatch.
-        seed: seed of the data order (:class:`~lit_mrl.data.embedding_datamodule.ShuffledBatches`)
+        seed: seed of the data order (:class:`~lit_mrl.probe.data.ShuffledBatches`)
             and of the dropout masks.
         early_stopping: evaluate every ``every`` steps; each member ends with its best
             weights, and training stops after ``patience`` evaluations without progress.

@@ -23,6 +23,17 @@ from lit_mrl.schedules import WarmupCosineLR
 Task = ProbeTask
 
 
+def data_labels(datamodule: L.LightningDataModule) -> tuple[str | None, list[str] | None]:
+    """The task type and label names of one of lit_mrl's data modules (``None``: another)."""
+    from lit_mrl.data import EmbeddingDataModule, ShardDataModule
+
+    if isinstance(datamodule, EmbeddingDataModule):
+        return datamodule.task, datamodule.vocabulary
+    if isinstance(datamodule, ShardDataModule):
+        return datamodule.info.task, list(datamodule.info.vocabulary)
+    return None, None
+
+
 class ProbeModule(L.LightningModule):
     """A probe on cached embeddings, or on a live frozen encoder loaded from a checkpoint.
 
@@ -101,8 +112,7 @@ class ProbeModule(L.LightningModule):
 
     def _check_data(self, datamodule: L.LightningDataModule) -> None:
         """Fail fast on a task or label mismatch; take the class names from the data."""
-        info = getattr(datamodule, "info", datamodule)  # ShardDataModule keeps them in .info
-        task, names = getattr(info, "task", None), getattr(info, "vocabulary", None)
+        task, names = data_labels(datamodule)
         if task is not None and task != self.task:
             raise ValueError(f"the data holds a {task} task but the probe has task={self.task}")
         if names is None:

@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lit_mrl.data.embedding_datamodule import EmbeddingDataModule
 from lit_mrl.metrics import MetricName, key_class_map, score_predictions
 from lit_mrl.models.heads import seeded_mlp_head
+from lit_mrl.probe.data import ProbeData
 from lit_mrl.probe.ensemble import EarlyStopping, EnsembleMLP, fit_ensemble, predict_ensemble
 from lit_mrl.probe.grid import Grid, ProbeConfig
 from lit_mrl.probe.intervals import bootstrap
+from lit_mrl.tasks import ranking_metrics
 
 
 @dataclass(frozen=True)
@@ -72,17 +73,6 @@ class Budget:
         return cls(steps, warmup, batch_size, max(1, min(100, steps // 20)), patience)
 
 
-def primary_metrics(task: str, metric: MetricName) -> tuple[str, ...]:
-    """Validation metrics that rank configs, most important first (later ones break ties)."""
-    if metric == "mirex_key":
-        return ("mirex_key", "accuracy")
-    return {
-        "multilabel": ("roc_auc", "pr_auc"),
-        "multiclass": ("accuracy", "macro_accuracy"),
-        "regression": ("r2",),
-    }[task]
-
-
 def select_best(val: list[dict[str, float]], keys: tuple[str, ...]) -> int:
     """Index of the best config by ``keys`` (NaN ranks last; ties go to the earliest)."""
 
@@ -121,11 +111,11 @@ class Scorer:
         metric: ``"mirex_key"`` for the key task.
     """
 
-    def __init__(self, data: EmbeddingDataModule, stage: str, metric: MetricName) -> None:
+    def __init__(self, data: ProbeData, stage: str, metric: MetricName) -> None:
         self.data, self.metric = data, metric
-        self.embeddings = data.load(stage).embeddings
+        self.embeddings = data.split(stage).embeddings
         self.labels = data.original_labels(stage)
-        self.primary = primary_metrics(data.task, metric)[0]
+        self.primary = ranking_metrics(data.task, metric)[0]
 
     def predict(self, ensemble: EnsembleMLP) -> Tensor:
         """``(E, N, K)`` predictions in the data's units."""
@@ -143,7 +133,7 @@ class Scorer:
 
 
 def train_configs(
-    data: EmbeddingDataModule,
+    data: ProbeData,
     configs: list[ProbeConfig],
     seed: int,
     budget: Budget,
@@ -157,7 +147,7 @@ def train_configs(
     ensemble = EnsembleMLP([head] * len(configs), torch.tensor([c.dropout for c in configs]))
     result = fit_ensemble(
         ensemble.to(device),
-        data.load("train"),
+        data.split("train"),
         data.task,
         lr=torch.tensor([c.lr for c in configs], dtype=torch.float64),
         weight_decay=torch.tensor([c.weight_decay for c in configs]),
@@ -173,7 +163,7 @@ def train_configs(
 
 
 def run_search(
-    data: EmbeddingDataModule,
+    data: ProbeData,
     grid: Grid,
     budget: Budget,
     seeds: list[int],
@@ -186,7 +176,7 @@ def run_search(
     """Search ``grid`` (first seed), select on validation, test the best with every seed.
 
     Args:
-        data: the embeddings (standardised as the data module says).
+        data: the embeddings (standardised as :class:`~lit_mrl.probe.data.ProbeData` says).
         grid: the search space.
         budget: steps, warm-up, batch size and early stopping.
         seeds: the first seeds the search; the selected config is trained with each.
@@ -216,7 +206,7 @@ def run_search(
             f"hidden {list(chosen[0].hidden_dims)}: {len(members)} configs, {fit.steps} steps "
             f"in {time.perf_counter() - start:.1f} s"
         )
-    best = select_best([row["val"] for row in rows], primary_metrics(data.task, metric))
+    best = select_best([row["val"] for row in rows], ranking_metrics(data.task, metric))
     test_preds, per_seed = [], []
     for seed in seeds:
         ensemble, _ = train_configs(data, [configs[best]], seed, budget, valid, device)
@@ -230,7 +220,7 @@ def run_search(
 
 
 def summarise(
-    data: EmbeddingDataModule,
+    data: ProbeData,
     metric: MetricName,
     test: Scorer,
     test_preds: list[np.ndarray],

@@ -54,15 +54,6 @@ TASK_ALIASES = {
     "emomusic": ("emo", "emomusic744"),
 }
 
-METRIC_NAMES = {
-    "roc_auc": "ROC-AUC",
-    "pr_auc": "AP",
-    "accuracy": "accuracy",
-    "macro_accuracy": "macro accuracy",
-    "mirex_key": "MIREX weighted",
-    "r2": "R²",
-}
-
 
 @dataclass(frozen=True)
 class PaperRow:
@@ -116,12 +107,3 @@ _LOOKUP.update({alias: key for key, aliases in TASK_ALIASES.items() for alias in
 def paper_task(name: str) -> str | None:
     """The paper's task key for a task name such as ``"MagnaTagATune"`` (``None``: not in the paper)."""
     return _LOOKUP.get(_normalise(name))
-
-
-def metric_label(metric: str) -> str:
-    """Display name of a metric key, e.g. ``"r2_arousal"`` -> ``"R² arousal"``."""
-    if metric in METRIC_NAMES:
-        return METRIC_NAMES[metric]
-    if metric.startswith("r2_"):
-        return f"R² {metric[3:]}"
-    return metric

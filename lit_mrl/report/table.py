@@ -15,7 +15,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from lit_mrl.report.paper import PAPER_MODELS, PAPER_ROWS, PAPER_TASKS, metric_label, paper_task
+from lit_mrl.report.paper import PAPER_MODELS, PAPER_ROWS, PAPER_TASKS, paper_task
+from lit_mrl.tasks import metric_label, report_metrics
 
 Cell = tuple[float, float | None, float | None]  # mean, low, high (x100)
 
@@ -58,13 +59,8 @@ class Table:
 
 
 def result_metrics(result: dict[str, Any]) -> list[str]:
-    """The metric rows of a task that the paper does not report, by task type."""
-    if result["task"] == "multilabel":
-        return ["roc_auc", "pr_auc"]
-    if result["task"] == "multiclass":
-        return ["mirex_key", "accuracy"] if result["metric"] == "mirex_key" else ["accuracy"]
-    outputs = [f"r2_{name}" for name in result["class_names"]]
-    return outputs if len(outputs) == 1 else ["r2", *outputs]
+    """The metric rows of a task that the paper does not report (the task table's)."""
+    return report_metrics(result["task"], result["metric"], result["class_names"])
 
 
 def _x100(value: float | None) -> float | None:
