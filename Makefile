@@ -40,23 +40,9 @@ test-all: $(STAMP)  ## every test, slow ones included
 demo: $(STAMP)  ## the whole pipeline on an offline toy corpus, CPU, ~30 min (DEMO_DIR=demo_out)
 	$(PY) -m lit_mrl demo --out $(DEMO_DIR)
 
-eval: $(STAMP)  ## embed + probe + report CKPT on every task under SHARDS, beside the log-mel baseline
+eval: $(STAMP)  ## embed + probe + report CKPT (checkpoint or encoder folder) on every task under SHARDS, beside the log-mel baseline
 	@test -n "$(CKPT)" || { echo "usage: make eval CKPT=path/to/last.ckpt [NAME=column name] [SHARDS=shards] [EVAL_OUT=eval_out]"; exit 2; }
-	@name="$(NAME)"; [ -n "$$name" ] || name=$$(basename $(CKPT) .ckpt); \
-	for cfg in configs/probe/*.yaml; do \
-	  task=$$(basename $$cfg .yaml); \
-	  [ -f $(SHARDS)/$$task/info.json ] || { echo "skipping $$task: no $(SHARDS)/$$task/info.json"; continue; }; \
-	  for model in $$name logmel-stats; do \
-	    if [ $$model = logmel-stats ]; then source="--model configs/baselines/logmel_stats.yaml"; \
-	    else source="--checkpoint $(CKPT)"; fi; \
-	    $(PY) -m lit_mrl embed $$source --input $(SHARDS)/$$task --out $(EVAL_OUT)/embeddings/$$model/$$task || exit 1; \
-	    [ -f $(EVAL_OUT)/results/$$model/$$task/results.json ] || \
-	    $(PY) -m lit_mrl probe --config $$cfg --embeddings $(EVAL_OUT)/embeddings/$$model/$$task \
-	      --out $(EVAL_OUT)/results/$$model/$$task --model_name $$model || exit 1; \
-	  done; \
-	done
-	$(PY) -m lit_mrl report $(EVAL_OUT)/results --paper true --out $(EVAL_OUT)/report.md \
-	  --csv $(EVAL_OUT)/report.csv --png $(EVAL_OUT)/report.png
+	$(PY) -m lit_mrl evaluate --checkpoint $(CKPT) $(if $(NAME),--name $(NAME)) --shards $(SHARDS) --out $(EVAL_OUT)
 
 bench: $(STAMP)  ## run the CPU benchmarks under bench/, short settings (figures: bench/README.md)
 	$(PY) -m bench.encoder_throughput --variant tiny --batch-size 64 --steps 10 --warmup 2

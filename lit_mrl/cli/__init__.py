@@ -37,6 +37,12 @@ TOOL_COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         ("results",),
         "tasks x models results table with intervals (markdown, CSV, PNG)",
     ),
+    "evaluate": (
+        "lit_mrl.evaluate",
+        "evaluate",
+        (),
+        "embed + probe + report every task folder with checkpoints, beside the log-mel baseline",
+    ),
     "export": (
         "lit_mrl.models.command",
         "export",
