@@ -92,7 +92,11 @@ def _encoded_track(job: tuple[int, float, int, list[str]]) -> tuple[str, bytes, 
     labels = [tag for tag in tags if rng.random() < 0.25]  # drawn after the audio
     if tags and not labels:
         labels = [tags[index % len(tags)]]
-    meta = {"track_id": f"track_{index:05d}", "labels": labels, "duration": len(audio) / SAMPLE_RATE}
+    meta = {
+        "track_id": f"track_{index:05d}",
+        "labels": labels,
+        "duration": len(audio) / SAMPLE_RATE,
+    }
     return f"track_{index:05d}", encode_flac(audio, SAMPLE_RATE), meta
 
 
