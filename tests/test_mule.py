@@ -295,9 +295,7 @@ def test_fit_from_init_weights_starts_from_the_checkpoint(mule):
     class FirstStep(Callback):
         def on_train_start(self, trainer, pl_module):
             ours = pl_module.audio_encoder.state_dict()
-            seen["equal"] = all(
-                torch.equal(v, state[k]) for k, v in ours.items()
-            )
+            seen["equal"] = all(torch.equal(v, state[k]) for k, v in ours.items())
             trainer.should_stop = True  # the weights before any step are what is checked
 
     trainer = Trainer(

@@ -512,7 +512,7 @@ def test_import_mule_refuses_a_config_that_is_not_one_in_one_line(tmp_path, caps
     (tmp_path / "model.safetensors").write_bytes(b"not read: the config is checked first")
     config = tmp_path / "config.json"
     config.write_bytes(text.encode("utf-8", "surrogatepass"))
-    out = tmp_path / "mule.ckpt"
+    out = tmp_path / "mule_encoder"
     assert main(["import_mule", str(tmp_path / "model.safetensors"), "--out", str(out)]) == 2
     assert error_line(capsys) == f"{config} {message}"
     assert not out.exists()
