@@ -38,6 +38,7 @@ from lit_mrl.demo.compose import (
     compose_tags,
     compose_tempo,
 )
+from lit_mrl.demo.recording import Recording, draw_recording, record
 from lit_mrl.demo.synth import Palette, Renderer, check_soundfont, soundfont_path
 
 SPLIT_CYCLE = ("train", "train", "train", "valid", "test")  # 60 / 20 / 20
@@ -109,7 +110,11 @@ TASKS: dict[str, TaskSpec] = {
 
 @dataclass(frozen=True)
 class Clip:
-    """A composed clip waiting to be rendered; ``peak_db`` is its target peak in dBFS."""
+    """A composed clip waiting to be rendered; ``peak_db`` is its target peak in dBFS.
+
+    ``recording`` (``--realism recorded``) is the EQ, room and noise it is rendered
+    through, and ``seed`` seeds the room's and the noise's random parts.
+    """
 
     corpus: str
     key: str
@@ -117,10 +122,22 @@ class Clip:
     labels: list[str]
     score: dm.Score
     peak_db: float
+    recording: Recording | None = None
+    seed: tuple[int, ...] = ()
 
 
-def plan_corpus(name: str, spec: TaskSpec, palette: Palette, seed: int, scale: float) -> list[Clip]:
-    """Compose every clip of one corpus; clip ``i`` depends only on ``(seed, name, i)``."""
+REALISM = ("clean", "recorded")
+
+
+def plan_corpus(
+    name: str, spec: TaskSpec, palette: Palette, seed: int, scale: float, realism: str = "clean"
+) -> list[Clip]:
+    """Compose every clip of one corpus; clip ``i`` depends only on ``(seed, name, i)``.
+
+    ``realism="recorded"`` also draws each clip's recording chain
+    (:mod:`lit_mrl.demo.recording`) from a stream of its own, so the music of a clip is
+    the same in both corpora.
+    """
     num_classes = len(spec.vocabulary) if spec.balanced else 1
     total = max(len(spec.splits), round(spec.count * num_classes * scale))
     clips = []
@@ -133,7 +150,11 @@ def plan_corpus(name: str, spec: TaskSpec, palette: Palette, seed: int, scale: f
         # Rotating the cycle by class spreads every class over every split.
         split = spec.splits[(rep + klass) % len(spec.splits)]
         peak_db = float(rng.uniform(-4.0, -2.0))
-        clips.append(Clip(name, f"{name}_{index:05d}", split, labels, score, peak_db))
+        recording, clip_seed = None, (seed, zlib.crc32(name.encode()), index, 1)
+        if realism == "recorded":
+            recording = draw_recording(np.random.default_rng(clip_seed))
+        clips.append(Clip(name, f"{name}_{index:05d}", split, labels, score, peak_db,
+                          recording, clip_seed))  # fmt: skip
     return clips
 
 
@@ -150,6 +171,9 @@ def render_clip(clip: Clip, out: Path) -> float:
     if _RENDERER is None:
         _init_renderer()
     audio = _RENDERER.render(clip.score)
+    if clip.recording is not None:
+        rng = np.random.default_rng([*clip.seed, 2])  # the room's and the noise's draws
+        audio = record(audio, clip.recording, dm.SAMPLE_RATE, rng)
     peak = float(np.abs(audio).max())
     if not np.isfinite(peak) or peak < 1e-4:
         raise RuntimeError(f"{clip.key}: rendered silence (peak {peak:.2e})")
@@ -200,6 +224,7 @@ def build_corpus(
     scale: float = 1.0,
     workers: int = 1,
     tasks: Sequence[str] | None = None,
+    realism: str = "clean",
 ) -> dict[str, dict]:
     """Compose, render and write the demo corpora; returns per-corpus statistics.
 
@@ -209,12 +234,17 @@ def build_corpus(
         scale: multiplies the clip counts; ``0.1`` builds a tiny corpus in seconds.
         workers: rendering processes; 1 renders in this process.
         tasks: corpora to build (default: all of :data:`TASKS`).
+        realism: ``"clean"`` renders, or ``"recorded"``: each clip through a random EQ,
+            room and background noise (:mod:`lit_mrl.demo.recording`), the same
+            distributions for every corpus.
     """
+    if realism not in REALISM:
+        raise ValueError(f"realism must be one of {REALISM}, got {realism!r}")
     names = list(TASKS) if tasks is None else list(tasks)
     started = time.perf_counter()
     palette = check_soundfont(soundfont_path().read_bytes(), (PITCHES[0], PITCHES[-1]))
     checked = time.perf_counter()
-    plans = {name: plan_corpus(name, TASKS[name], palette, seed, scale) for name in names}
+    plans = {name: plan_corpus(name, TASKS[name], palette, seed, scale, realism) for name in names}
     composed = time.perf_counter()
     for name in names:
         (out / "audio" / name).mkdir(parents=True, exist_ok=True)
