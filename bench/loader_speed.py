@@ -7,9 +7,10 @@ Writes two synthetic shard datasets once per run (16 kHz FLAC, noise + tones; by
 * **seek-read** (what training runs, :class:`lit_mrl.data.stream.CropSample`): read the
   FLAC header for the length, draw the crops, seek and decode only the samples they need
   (:func:`lit_mrl.data.crops.read_crops`), on the 4-minute and on the 10-second tracks;
-* **whole-decode** (the old way, :class:`WholeTrackCrop` below): decode the whole FLAC
-  with :func:`lit_mrl.formats.shards.decode_audio`, then crop the array with
-  ``random_crop``/``paired_crops``; same pipeline, workers and batch, 4-minute tracks.
+* **whole-decode** (the old way, :class:`WholeTrackCrops` below, a plain torch loader of
+  public pieces): decode the whole FLAC with :func:`lit_mrl.formats.shards.decode_audio`,
+  then crop the array with ``random_crop``/``paired_crops``; same workers and batch,
+  4-minute tracks.
 
 Crops/s count every view. Then, in this process alone: reading each sample's bytes out of
 its shard (both datasets), whole-track decodes/s of the same bytes (what a whole-track
@@ -28,20 +29,19 @@ import argparse
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from bench.rss import PeakTreeRSS, mib
 from bench.synthetic import write_track_shards
 from lit_mrl.data.crops import paired_crops, random_crop, random_span, read_crops
 from lit_mrl.data.datamodule import ShardDataModule
-from lit_mrl.data.labels import encode_labels
-from lit_mrl.data.stream import CropSample
-from lit_mrl.formats.info import shard_paths
-from lit_mrl.formats.shards import decode_audio, iter_shard, open_audio
+from lit_mrl.formats.info import read_info, shard_paths
+from lit_mrl.formats.shards import decode_audio, iter_shard
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,39 +73,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class WholeTrackCrop(CropSample):
-    """The old training stage: decode the whole FLAC, then crop the array in memory."""
+class WholeTrackCrops(torch.utils.data.IterableDataset):
+    """The old training stage, from public pieces: decode each whole FLAC, crop the array.
 
-    def crop(self, sample: dict[str, Any]) -> dict[str, Any]:
-        with open_audio(sample["flac"]) as member:  # the old reader held the member's bytes
-            data = member.read()
-        audio, rate = decode_audio(data)
-        if rate != self.sample_rate:
-            raise ValueError(f"decoded at {rate} Hz but info.json says {self.sample_rate} Hz")
-        rng = self._rng_for(sample["key"])
-        if self.num_views == 1:
-            views = [random_crop(audio, self.num_samples, rng)]
-        else:
-            views = list(paired_crops(audio, self.num_samples, self.max_offset, rng))
-        labels = encode_labels({"key": sample["key"], **sample["json"]}, self.task, self.vocabulary)
-        return {
-            "audio": torch.from_numpy(np.stack(views)),  # (V, num_samples)
-            "labels": labels,
-            "key": sample["key"],
-        }
+    Reads the shards of ``root``'s train split round-robin over loader workers, decodes
+    every member's bytes with :func:`~lit_mrl.formats.shards.decode_audio` and cuts
+    ``random_crop`` / ``paired_crops`` from the array, forever.
+    """
+
+    def __init__(self, root: Path, views: int, num_samples: int, max_offset: int, seed: int):
+        self.paths = shard_paths(root, "train")
+        self.views, self.num_samples, self.max_offset, self.seed = (
+            views, num_samples, max_offset, seed
+        )  # fmt: skip
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        rank, world = (worker.id, worker.num_workers) if worker else (0, 1)
+        rng = np.random.default_rng([self.seed, rank])
+        mine = self.paths[rank::world] or self.paths
+        while True:
+            for path in mine:
+                for sample in iter_shard(path, "bytes"):
+                    audio, _ = decode_audio(sample["flac"])
+                    if self.views == 1:
+                        crops = [random_crop(audio, self.num_samples, rng)]
+                    else:
+                        crops = list(paired_crops(audio, self.num_samples, self.max_offset, rng))
+                    yield {"audio": torch.from_numpy(np.stack(crops))}  # (V, num_samples)
 
 
-class WholeTrackDataModule(ShardDataModule):
-    """:class:`ShardDataModule` with the old whole-track stage in its pipelines."""
+def whole_track_loader(root: Path, views: int, opts: argparse.Namespace) -> DataLoader:
+    """Batches of :class:`WholeTrackCrops` with the seek-read loader's workers and batch."""
+    rate = read_info(root).sample_rate
+    crops = WholeTrackCrops(root, views, round(opts.clip_seconds * rate), 5 * rate, opts.seed)
+    return DataLoader(crops, batch_size=opts.batch_size, num_workers=opts.workers)
 
-    sample_transform = WholeTrackCrop
 
-
-def time_loader(
-    datamodule: ShardDataModule, opts: argparse.Namespace
-) -> tuple[float, int, float, int]:
-    """``(crops/s, timed batches, seconds, peak tree RSS bytes)`` of the training loader."""
-    loader = datamodule.train_dataloader()
+def time_loader(loader: Iterable, opts: argparse.Namespace) -> tuple[float, int, float, int]:
+    """``(crops/s, timed batches, seconds, peak tree RSS bytes)`` of a training loader."""
     with PeakTreeRSS(interval=0.1) as peak:
         batches = iter(loader)
         for _ in range(opts.warmup_batches):  # worker start-up and the first buffer fill
@@ -118,7 +124,9 @@ def time_loader(
             if count >= opts.workers and elapsed > opts.max_seconds:
                 break
         elapsed = time.perf_counter() - start
-        batches.close()  # stops the workers
+        stop = getattr(batches, "close", None) or getattr(batches, "_shutdown_workers", None)
+        if stop is not None:
+            stop()  # stops the workers
     return crops / elapsed, count, elapsed, peak.peak_bytes
 
 
@@ -174,13 +182,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         roots = write_datasets(Path(tmp), opts)
         for views in opts.views:
             for path, data in (("seek-read", "long"), ("seek-read", "short"), ("whole", "long")):
-                module = ShardDataModule if path == "seek-read" else WholeTrackDataModule
-                datamodule = module(
-                    str(roots[data]), batch_size=opts.batch_size, num_workers=opts.workers,
-                    clip_seconds=opts.clip_seconds, num_views=views,
-                    shuffle_buffer=opts.shuffle_buffer, steps_per_epoch=10**6, seed=opts.seed,
-                )  # fmt: skip
-                rate, count, seconds, peak = time_loader(datamodule, opts)
+                if path == "seek-read":
+                    loader = ShardDataModule(
+                        str(roots[data]), batch_size=opts.batch_size, num_workers=opts.workers,
+                        clip_seconds=opts.clip_seconds, num_views=views,
+                        shuffle_buffer=opts.shuffle_buffer, steps_per_epoch=10**6,
+                        seed=opts.seed,
+                    ).train_dataloader()  # fmt: skip
+                else:
+                    loader = whole_track_loader(roots[data], views, opts)
+                rate, count, seconds, peak = time_loader(loader, opts)
                 rates[(path, data, views)] = rate
                 rows.append((path, label[data], views, rate, count, seconds, mib(peak)))
                 print(f"  {path} {label[data]} V={views}: {rate:.0f} crops/s", flush=True)

@@ -9,7 +9,7 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import lightning as L
 import torch
@@ -100,9 +100,6 @@ class ShardDataModule(L.LightningDataModule):
             global seed of ``seed_everything`` (``PL_GLOBAL_SEED``), else 0.
     """
 
-    # the per-sample stage of every pipeline (a subclass may swap it, as bench/ does)
-    sample_transform: ClassVar[type[CropSample]] = CropSample
-
     def __init__(
         self,
         root: str | None = None,
@@ -157,7 +154,7 @@ class ShardDataModule(L.LightningDataModule):
         return self.trainer.global_rank, self.trainer.world_size
 
     def _transform(self, train: bool, seed: StreamSeed | None = None) -> CropSample:
-        return self.sample_transform(
+        return CropSample(
             num_samples=self.clip_samples,
             num_views=self.num_views,
             max_offset=self.max_offset,
