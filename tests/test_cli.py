@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_mrl.cli import main
+from lit_mrl.cli import LIGHTNING_COMMANDS, TOOL_COMMANDS, main
 from lit_mrl.cli.lightning import make_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,8 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_help_lists_every_command(capsys):
     main(["--help"])
     out = capsys.readouterr().out
-    for command in ("fit", "validate", "test", "predict"):
-        assert command in out
+    for command in (*LIGHTNING_COMMANDS, *TOOL_COMMANDS):
+        assert f"  {command} " in out
+
+
+@pytest.mark.parametrize("command", [*LIGHTNING_COMMANDS, *TOOL_COMMANDS])
+def test_every_command_answers_help(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m lit_mrl")
+    assert command in out.splitlines()[0]
 
 
 def test_unknown_command_fails_clearly(capsys):
