@@ -85,9 +85,13 @@ def probe_all(
     """Search a probe per (task, model) unless its ``results.json`` exists; the folders.
 
     ``options`` go to every ``probe`` call (grid, seeds, ...), after the task's config;
-    ``task_names`` are report rows, ``metrics`` a selection metric per task.
+    ``task_names`` are report rows, ``metrics`` a selection metric per task (default:
+    the MIREX weighted score for a 24-key vocabulary, as :func:`lit_mrl.tasks.default_metric`
+    says, else the config's or the task type's).
     """
+    from lit_mrl.formats.embeddings import read_index
     from lit_mrl.probe.command import probe
+    from lit_mrl.tasks import default_metric
 
     folders = []
     for model in models:
@@ -96,10 +100,13 @@ def probe_all(
             folders.append(dest)
             if (dest / "results.json").exists():
                 continue
-            probe(embeddings=str(out / "embeddings" / model / task), out=str(dest),
+            embeddings = out / "embeddings" / model / task
+            index = read_index(embeddings)
+            metric = (metrics or {}).get(task, default_metric(index.task, list(index.vocabulary)))
+            chosen = {} if metric == "default" else {"metric": metric}
+            probe(embeddings=str(embeddings), out=str(dest),
                   task_name=(task_names or {}).get(task, task), model_name=model,
-                  **{**probe_config(task, configs), **options,
-                     **({"metric": metrics[task]} if task in (metrics or {}) else {})})  # fmt: skip
+                  **{**probe_config(task, configs), **options, **chosen})  # fmt: skip
     return folders
 
 
