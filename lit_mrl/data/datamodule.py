@@ -2,7 +2,7 @@
 
 Training streams are resampled (shards drawn with replacement) and cut with
 ``with_epoch`` so that every DDP rank yields the same number of batches; evaluation
-streams read each sample once, in shard order, split by node and worker.
+streams read each sample once per rank, in shard order, split by worker.
 """
 
 import itertools
@@ -211,9 +211,12 @@ class ShardDataModule(L.LightningDataModule):
         )
 
     def _eval_dataloader(self, stage: str) -> wds.WebLoader:
+        # Every rank reads the whole split (no split_by_node): under DDP each validation
+        # step is a collective (DDP broadcasts buffers in forward, TaskScore gathers), so
+        # ranks with unequal batch counts, or none (fewer shards than ranks), crash or hang.
+        # Duplicated rows leave the gathered ROC-AUC, AP and mean loss unchanged.
         pipeline = wds.DataPipeline(
             wds.SimpleShardList(shard_paths(self.root, self.splits[stage])),
-            wds.split_by_node,
             wds.split_by_worker,
             self._samples(self.splits[stage]),
             self._transform(train=False),
