@@ -14,7 +14,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 METHOD_CONFIGS = sorted(
     str(p.relative_to(CONFIGS.parent))
     for p in CONFIGS.glob("*/*.yaml")
-    if p.parent.name in ("pretrain", "demo")
+    if p.parent.name in ("pretrain", "demo") and p.stem != "augment"  # augment: an overlay
 )
 PROBE_CONFIGS = sorted(str(p.relative_to(CONFIGS.parent)) for p in CONFIGS.glob("probe/*.yaml"))
 
@@ -30,6 +30,16 @@ def test_method_configs_instantiate(config, tiny_shards, monkeypatch):
     model, data, _ = instantiate(["-c", config, f"--data.root={tiny_shards}"])
     assert model.audio_encoder.embed_dim > 0
     assert data.sample_rate == model.sample_rate == 16000
+
+
+def test_demo_augment_overlay_composes(tiny_shards, monkeypatch):
+    from lit_mrl.data.augment import Compose
+
+    monkeypatch.chdir(CONFIGS.parent)
+    args = ["-c", "configs/demo/contrastive.yaml", "-c", "configs/demo/augment.yaml"]
+    model, _, _ = instantiate([*args, f"--data.root={tiny_shards}"])
+    assert isinstance(model.augment, Compose)
+    assert len(model.augment) == 4
 
 
 # the F0 rung is the class defaults (tests/test_sfnfnet.py builds every rung)

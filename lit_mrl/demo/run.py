@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 from unittest.mock import patch
 
 from jsonargparse.typing import PositiveFloat, PositiveInt
@@ -31,14 +32,14 @@ def _step(title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
 
 
-def build_data(out: Path, scale: float, workers: int) -> Path:
+def build_data(out: Path, scale: float, workers: int, realism: str = "recorded") -> Path:
     """Render and shard the demo corpus into ``out/data`` unless it is already there."""
     from lit_mrl.demo.corpus import TASKS, build_corpus, shard_corpus
 
     data = out / "data"
     missing = [n for n in TASKS if not (data / "shards" / n / "info.json").exists()]
     if missing:
-        build_corpus(data, seed=0, scale=scale, workers=workers, tasks=missing)
+        build_corpus(data, seed=0, scale=scale, workers=workers, tasks=missing, realism=realism)
         for name in missing:
             shard_corpus(data, name)
     return data / "shards"
@@ -95,53 +96,13 @@ def demo_loggers(method: str) -> str:
     )
 
 
-def embed_all(out: Path, shards: Path, models: dict[str, dict]) -> None:
-    """Embed every downstream task with every model (finished folders are skipped)."""
-    from lit_mrl.embed.command import embed
-
-    for model, source in models.items():
-        for task in DOWNSTREAM:
-            dest = out / "embeddings" / model / task  # a rerun resumes (or skips) it
-            code = embed(input=str(shards / task), out=str(dest), num_workers=1, **source)
-            if code:
-                raise RuntimeError(f"embedding {task} with {model} failed for some tracks")
-
-
-def probe_all(out: Path, models: list[str], seeds: int, grid: str) -> list[Path]:
-    """Search a probe per (task, model); returns the results folders."""
-    from lit_mrl.formats.embeddings import read_index
-    from lit_mrl.probe.command import probe
-    from lit_mrl.tasks import default_metric
-
-    folders = []
-    for model in models:
-        for task in DOWNSTREAM:
-            dest = out / "results" / model / task
-            folders.append(dest)
-            if (dest / "results.json").exists():
-                continue
-            embeddings = out / "embeddings" / model / task
-            index = read_index(embeddings)
-            probe(
-                embeddings=str(embeddings),
-                out=str(dest),
-                grid=grid,
-                seeds=seeds,
-                task_name=f"demo-{task}",
-                model_name=model,
-                metric=default_metric(index.task, list(index.vocabulary)),  # MIREX for keys
-                wandb=False,
-                max_steps=2000,
-            )
-    return folders
-
-
 def demo(
     out: str = "demo_out",
     scale: PositiveFloat = 1.0,
     workers: PositiveInt = 2,
     seeds: PositiveInt = 3,
     grid: str = "demo",
+    realism: Literal["clean", "recorded"] = "recorded",
     fit_args: list[str] | None = None,
 ) -> int:
     """The whole pipeline on an offline toy corpus, on CPU (about 30 minutes on 2 cores).
@@ -152,35 +113,35 @@ def demo(
         workers: rendering processes.
         seeds: seeds of each selected probe (the intervals cover them).
         grid: probe grid (demo: 8 configs; small: 32; paper: 252; or a YAML file).
+        realism: recorded: every clip through a random EQ, room and background noise
+            (lit_mrl/demo/recording.py), as real catalogs are; clean: the bare renders.
         fit_args: extra Lightning CLI arguments for both pre-training runs.
 
     Returns:
         0 (errors raise).
     """
-    from lit_mrl.report.command import report
+    from lit_mrl.evaluate import BASELINE, baseline_source, embed_all, probe_all, write_report
 
     folder = Path(out).resolve()
     started = time.perf_counter()
-    _step("1/5 demo corpus")
-    shards = build_data(folder, scale, workers)
+    _step(f"1/5 demo corpus ({realism})")
+    shards = build_data(folder, scale, workers, realism)
     checkpoints = {}
     for i, method in enumerate(METHODS):
         _step(f"{2 + i}/5 pre-training: {method}")
         checkpoints[method] = pretrain(folder, shards, method, fit_args or [])
     _step("4/5 embeddings (log-mel baseline, random weights, supervised, contrastive)")
     models = {
-        "logmel-stats": {"model": str(CONFIGS / "baselines" / "logmel_stats.yaml")},
+        BASELINE: baseline_source(),
         "random": {"random_init": [str(CONFIGS / "demo" / "contrastive.yaml")], "seed": 0},
         **{m: {"checkpoint": str(c)} for m, c in checkpoints.items()},
     }
-    embed_all(folder, shards, models)
+    tasks = {task: shards / task for task in DOWNSTREAM}
+    embed_all(folder, tasks, models, workers=1)
     _step("5/5 probes and report")
-    folders = probe_all(folder, list(models), seeds, grid)
-    report(
-        results=[str(f) for f in folders],
-        out=str(folder / "report.md"),
-        csv=str(folder / "report.csv"),
-        png=str(folder / "report.png"),
-    )
+    options = {"grid": grid, "seeds": seeds, "wandb": False, "max_steps": 2000}
+    names = {task: f"demo-{task}" for task in DOWNSTREAM}
+    folders = probe_all(folder, tasks, list(models), options, task_names=names)
+    write_report(folder, folders)  # prints the table
     print(f"demo finished in {(time.perf_counter() - started) / 60:.1f} min; outputs in {folder}")
     return 0
