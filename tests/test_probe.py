@@ -4,7 +4,6 @@ import pytest
 import torch
 from lightning.pytorch.cli import LightningCLI
 
-from lit_mrl.cli import main as cli_main
 from lit_mrl.data import ShardDataModule
 from lit_mrl.data.embedding_datamodule import EmbeddingDataModule, ShuffledBatches, write_arrays
 from lit_mrl.formats.embeddings import write_index
@@ -43,19 +42,6 @@ def trainer(steps, **kwargs):
         "num_sanity_val_steps": 0,
     }
     return L.Trainer(accelerator="cpu", **{**defaults, **kwargs})
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tiny_shards, tmp_path_factory):
-    """A supervised tiny-CNN checkpoint trained for 2 steps through the real CLI (in-process)."""
-    out = tmp_path_factory.mktemp("probe_ckpt")
-    cli_main([
-        "fit", "-c", "configs/pretrain/supervised.yaml", "-c", "tests/configs/tiny.yaml",
-        f"--data.root={tiny_shards}", f"--trainer.default_root_dir={out}",
-        "--trainer.logger=false",
-    ])  # fmt: skip
-    (path,) = out.glob("**/*.ckpt")
-    return path
 
 
 class EncoderModeCheck(L.Callback):

@@ -223,8 +223,8 @@ class EmbeddingInput:
         if self.sample_rate not in (None, sample_rate):
             raise UsageError(
                 f"the shards at {self.path} are at {self.sample_rate} Hz but the model expects "
-                f"{sample_rate} Hz: reshard at {sample_rate} Hz (python -m data_prep.shard "
-                f"--sample-rate {sample_rate})"
+                f"{sample_rate} Hz: reshard at {sample_rate} Hz (python -m data_prep shard "
+                f"--sample_rate {sample_rate})"
             )
 
     def tracks(

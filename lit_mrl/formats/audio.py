@@ -78,7 +78,7 @@ def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
     """Decode a file to float32 mono ``(T,)`` at ``sample_rate`` Hz, on the PCM_16 grid.
 
     The result equals, bit for bit, the audio of the file's shard sample written by
-    ``python -m data_prep.shard`` with the same ``--sample-rate`` and ``--max-seconds``.
+    ``python -m data_prep shard`` with the same ``--sample_rate`` and ``--max_seconds``.
 
     Args:
         path: any file libsndfile reads (WAV, FLAC, Ogg, MP3, AIFF, AU, ...) or, with

@@ -1,6 +1,6 @@
-"""Run by tests/test_methods.py: one contrastive step, single-process or 2-process DDP.
+"""Run by tests/methods/test_methods.py: one contrastive step, single-process or 2-process DDP.
 
-Usage: python tests/ddp_contrastive.py OUT_FILE DEVICES
+Usage: python tests/methods/ddp_contrastive.py OUT_FILE DEVICES
 Saves the step-0 loss of every rank and the synchronised encoder gradients.
 """
 

@@ -13,7 +13,7 @@ from lit_mrl.formats.embeddings import append_part, write_index
 from lit_mrl.probe.results import write_results
 from lit_mrl.report.table import build_table, to_csv, to_markdown
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TASKS = {
     "instrument": ("multiclass", ["brass", "guitar", "piano"]),
     "tags": ("multilabel", ["bass", "drums", "fast", "slow"]),

@@ -8,7 +8,7 @@ import torch
 from lit_mrl.cli import LIGHTNING_COMMANDS, TOOL_COMMANDS, main
 from lit_mrl.cli.lightning import make_cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_every_command(capsys):

@@ -19,7 +19,7 @@ from lit_mrl.models.layers import (
 )
 from lit_mrl.models.sfnfnet import TINY_ARGS, SFNFNetF0, nf_betas
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ENCODER_CONFIGS = sorted(CONFIGS.glob("encoder/*.yaml"))
 FULL_PARAMS = 62_345_742
 # Per-part counts of the released Keras model, paper-notes section 1.3.

@@ -1,7 +1,7 @@
 """Bad input to lit_mrl's commands: one line naming the file or value, and nothing lost.
 
-Data preparation has its own module (tests/test_bad_input_prep.py) and crafted checkpoints
-theirs (tests/test_checkpoints.py); this covers embed, fit, probe and report.
+Data preparation has its own module (tests/prep/test_bad_input_prep.py) and crafted checkpoints
+theirs (tests/models/test_checkpoints.py); this covers embed, fit, probe and report.
 """
 
 import json
@@ -18,7 +18,7 @@ from lit_mrl.formats.embeddings import load_split, read_index
 from lit_mrl.formats.info import read_info, shard_paths
 from lit_mrl.formats.shard_writer import write_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SR = 16000
 
 

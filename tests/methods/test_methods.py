@@ -9,7 +9,7 @@ from lit_mrl.data import ShardDataModule
 from lit_mrl.methods import ContrastiveModule, SupervisedTaggingModule
 from lit_mrl.models import SmallCNN
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeTrainer:
@@ -79,7 +79,7 @@ def test_supervised_tag_count_mismatch_names_both():
 
 def run_step(tmp_path, devices):
     out = tmp_path / f"step{devices}.pt"
-    cmd = [sys.executable, str(ROOT / "tests" / "ddp_contrastive.py"), str(out), str(devices)]
+    cmd = [sys.executable, str(ROOT / "tests" / "methods" / "ddp_contrastive.py"), str(out), str(devices)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return torch.load(out, weights_only=True)

@@ -21,7 +21,7 @@ from lit_mrl.cli import main
 from lit_mrl.formats.shard_writer import write_dataset
 from lit_mrl.trust import UntrustedCheckpointError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SR = 16000
 TINY_FIT = [
     "-c", str(ROOT / "configs/pretrain/supervised.yaml"),

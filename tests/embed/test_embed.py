@@ -18,7 +18,7 @@ from lit_mrl.formats.shards import iter_shard
 from lit_mrl.models import AudioEncoder, LogMelStats, SmallCNN
 from lit_mrl.models.frontend import LogMelSpectrogram, standardize
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SR = 16000
 
 
