@@ -2,7 +2,8 @@
 
 1. render and shard the demo corpus (:mod:`lit_mrl.demo.corpus`);
 2. pre-train the demo encoder twice, supervised on instrument tags and contrastive
-   (SimCLR), each with an online probe of the downstream tasks every few epochs;
+   (SimCLR, each view through its own random EQ, gain and noise), each with an online
+   probe of the downstream tasks every few epochs;
 3. embed every downstream task with both last checkpoints, with random weights of the
    same encoder, and with a trivial baseline (log-mel band means and stds);
 4. probe every (task, model) with a grid search, K seeds and bootstrap intervals;
@@ -26,6 +27,13 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DOWNSTREAM = ("pitch", "instrument", "key", "tempo", "tags")
 METHODS = ("supervised", "contrastive")
+# The configs of each pre-training. Contrastive pairs also get their own random EQ, gain
+# and noise per view (configs/demo/augment.yaml): chosen by the scale study on validation
+# (docs/scale_study.md: the online probe rose on 4 of 5 tasks with it at the demo's budget).
+RECIPES = {
+    "supervised": ("demo/supervised.yaml",),
+    "contrastive": ("demo/contrastive.yaml", "demo/augment.yaml"),
+}
 
 
 def _step(title: str) -> None:
@@ -67,7 +75,7 @@ def pretrain(out: Path, shards: Path, method: str, extra: list[str]) -> Path:
     args = [
         "fit",
         "-c", str(CONFIGS / "trainer.yaml"),
-        "-c", str(CONFIGS / "demo" / f"{method}.yaml"),
+        *[arg for config in RECIPES[method] for arg in ("-c", str(CONFIGS / config))],
         f"--data.root={shards / 'pretrain'}",
         f"--trainer.default_root_dir={out / 'runs'}",
         f"--trainer.logger={demo_loggers(method)}",
