@@ -2,8 +2,8 @@
 
 ``fit``/``validate``/``test``/``predict`` are the Lightning CLI
 (:mod:`lit_mrl.cli.lightning`); the tools (``embed``, ``probe``, ``report``, ``export``,
-``demo``, ``import_mule``) are typed functions parsed by jsonargparse the same way
-(:mod:`lit_mrl.cli.tools`): ``--config FILE``, ``--print_config``, snake_case options,
+``label``, ``demo``, ``import_mule``) are typed functions parsed by
+jsonargparse the same way (:mod:`lit_mrl.cli.tools`): ``--config FILE``, ``--print_config``, snake_case options,
 no abbreviations, unknown options are errors. This module imports neither torch nor
 Lightning, so ``--help`` and ``--version`` answer at once.
 """
@@ -48,6 +48,12 @@ TOOL_COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         "export",
         ("checkpoint",),
         "a checkpoint's encoder as a folder (config.json + model.safetensors + model card)",
+    ),
+    "label": (
+        "lit_mrl.catalog.label",
+        "label",
+        (),
+        "label every track of an embedding store with trained probe heads (Parquet + CSV)",
     ),
     "demo": ("lit_mrl.demo.run", "demo", (), "the whole pipeline on an offline toy corpus, CPU"),
     "import_mule": (

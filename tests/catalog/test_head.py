@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,48 +6,15 @@ import torch
 
 from lit_mrl.catalog.head import read_head
 from lit_mrl.catalog.thresholds import f1_thresholds
-from lit_mrl.cli import main as cli_main
-from lit_mrl.data.embedding_datamodule import write_arrays
 from lit_mrl.errors import UsageError
-from lit_mrl.formats.embeddings import load_split, write_index
+from lit_mrl.formats.embeddings import load_split
 from lit_mrl.metrics import score_predictions
-
-SETTINGS = {"fingerprint": "model-a", "window_seconds": 3.0, "hop_seconds": 3.0,
-            "sample_rate": 16000, "input": "/data/toy"}  # fmt: skip
-
-
-def toy_store(root, task, dim=8, num_outputs=3, seed=0, settings=SETTINGS):
-    """Gaussian clusters per class; labels of the task's kind; an embedding fingerprint."""
-    rng = np.random.default_rng(seed)
-    centres = 2 * rng.standard_normal((num_outputs, dim))
-    for split, size in (("train", 120), ("valid", 60), ("test", 60)):
-        classes = rng.integers(0, num_outputs, size)
-        emb = centres[classes] + rng.standard_normal((size, dim))
-        labels = {
-            "multiclass": classes,
-            "multilabel": (np.eye(num_outputs)[classes] + (rng.random((size, num_outputs)) < 0.2)).clip(0, 1),
-            "regression": 50 + 10 * emb[:, :num_outputs] + rng.standard_normal((size, num_outputs)),
-        }[task]  # fmt: skip
-        write_arrays(root, split, emb, labels)
-    vocabulary = [f"out{i}" for i in range(num_outputs)]
-    write_index(root, {"embed_dim": dim, "task": task, "vocabulary": vocabulary, **settings})
-    return root
-
-
-def run_probe(root, out):
-    grid = Path(out).parent / "grid.yaml"
-    grid.write_text("hidden_dims: [[], [8]]\ndropout: [0.1]\nweight_decay: [0]\nlr: [1e-2]\n")
-    code = cli_main(["probe", "--embeddings", str(root), "--out", str(out), "--grid", str(grid),
-                     "--seeds", "2", "--steps", "60", "--batch_size", "32", "--wandb", "false",
-                     "--bootstrap", "20", "--model_name", "toy"])  # fmt: skip
-    assert code == 0
-    return json.loads((Path(out) / "results.json").read_text())
 
 
 @pytest.mark.parametrize("task", ["multiclass", "multilabel", "regression"])
-def test_saved_head_reproduces_the_probe_test_metric(tmp_path, task):
-    root = toy_store(tmp_path / "emb", task)
-    results = run_probe(root, tmp_path / "out")
+def test_saved_head_reproduces_the_probe_test_metric(tmp_path, task, make_store, probe_run):
+    root = make_store(tmp_path / "emb", task)
+    results = probe_run(root, tmp_path / "out")
     head = read_head(tmp_path / "out")  # the results folder holds head/
     assert head.task == task
     assert head.vocabulary == ["out0", "out1", "out2"]
@@ -74,23 +40,24 @@ def test_saved_head_reproduces_the_probe_test_metric(tmp_path, task):
         assert all(0 < t < 1 for t in head.config["thresholds"])
 
 
-def test_head_refuses_embeddings_of_another_model(tmp_path):
-    root = toy_store(tmp_path / "emb", "multiclass")
-    run_probe(root, tmp_path / "out")
+def test_head_refuses_embeddings_of_another_model(tmp_path, make_store, probe_run):
+    root = make_store(tmp_path / "emb", "multiclass")
+    probe_run(root, tmp_path / "out")
     head = read_head(tmp_path / "out" / "head")
-    head.check_embeddings(SETTINGS, 8, "emb")  # its own model: fine
+    settings = json.loads((root / "index.json").read_text())
+    head.check_embeddings(settings, 8, "emb")  # its own model: fine
     with pytest.raises(UsageError, match=r"model model-a.*model model-b") as err:
-        head.check_embeddings({**SETTINGS, "fingerprint": "model-b"}, 8, "other")
+        head.check_embeddings({**settings, "fingerprint": "model-b"}, 8, "other")
     assert "\n" not in str(err.value)
     with pytest.raises(UsageError, match="window_seconds"):
-        head.check_embeddings({**SETTINGS, "window_seconds": 1.0}, 8, "other")
+        head.check_embeddings({**settings, "window_seconds": 1.0}, 8, "other")
     with pytest.raises(UsageError, match="8-d"):
-        head.check_embeddings(SETTINGS, 16, "other")
+        head.check_embeddings(settings, 16, "other")
 
 
-def test_reading_a_damaged_head_names_the_file_and_field(tmp_path):
-    root = toy_store(tmp_path / "emb", "multilabel")
-    run_probe(root, tmp_path / "out")
+def test_reading_a_damaged_head_names_the_file_and_field(tmp_path, make_store, probe_run):
+    root = make_store(tmp_path / "emb", "multilabel")
+    probe_run(root, tmp_path / "out")
     folder = tmp_path / "out" / "head"
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "thresholds": [0.5]}))
