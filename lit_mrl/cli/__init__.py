@@ -2,7 +2,7 @@
 
 ``fit``/``validate``/``test``/``predict`` are the Lightning CLI
 (:mod:`lit_mrl.cli.lightning`); the tools (``embed``, ``probe``, ``report``, ``export``,
-``label``, ``demo``, ``import_mule``) are typed functions parsed by
+``label``, ``similar``, ``demo``, ``import_mule``) are typed functions parsed by
 jsonargparse the same way (:mod:`lit_mrl.cli.tools`): ``--config FILE``, ``--print_config``, snake_case options,
 no abbreviations, unknown options are errors. This module imports neither torch nor
 Lightning, so ``--help`` and ``--version`` answer at once.
@@ -54,6 +54,12 @@ TOOL_COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         "label",
         (),
         "label every track of an embedding store with trained probe heads (Parquet + CSV)",
+    ),
+    "similar": (
+        "lit_mrl.catalog.similar",
+        "similar",
+        (),
+        "nearest-neighbour index of track embeddings (FAISS): query by key or audio, evaluate",
     ),
     "demo": ("lit_mrl.demo.run", "demo", (), "the whole pipeline on an offline toy corpus, CPU"),
     "import_mule": (
