@@ -57,9 +57,9 @@ def similar(
         index: the index folder (built there from --embeddings if it holds none).
         embeddings: folder written by `python -m lit_mrl embed` (to build, or to evaluate).
         splits: splits to index, one or a list (default: all).
-        kind: flat (exact), ivf (approximate), or auto: flat up to 200k tracks, ivf past it.
+        kind: flat (exact), ivf (approximate), or auto: flat up to 100k tracks, ivf past it.
         nlist: ivf cells (default: a power of two near sqrt(tracks)).
-        nprobe: ivf cells a query scans (default: nlist/32, at least 8).
+        nprobe: ivf cells a query scans (default: nlist/8, at least 8).
         keys: track keys to find neighbours of, one or a list.
         audio: audio files to find neighbours of, one or a list (needs --checkpoint or --model).
         checkpoint: the model the store was embedded with, to embed --audio.
@@ -84,6 +84,8 @@ def similar(
         ensure_index(index, embeddings, splits, kind, nlist, seed, overwrite)
     elif not (Path(index) / "config.json").is_file():
         raise UsageError(f"{index} holds no index: give --embeddings to build one")
+    if not (keys or audio or evaluate):
+        return 0  # built (or there already): nothing to ask it
     built = read_neighbour_index(index)
     for key in [keys] if isinstance(keys, str) else keys or []:
         row = built.row(key)
