@@ -153,6 +153,72 @@ def _score_regression(
     return summary, {"r2": r2.tolist()}
 
 
+def primary_scores(
+    task: ProbeTask,
+    preds: Tensor,
+    labels: Tensor,
+    metric: MetricName = "default",
+    class_names: list[str] | None = None,
+) -> Tensor:
+    """The primary metric (:func:`lit_mrl.tasks.primary_metric`) of many members at once.
+
+    The value :func:`score_predictions` gives for each member's predictions, up to float
+    rounding (computed in float64 here): what early stopping compares every few steps.
+
+    Args:
+        task: the dataset's task type.
+        preds: ``(E, N, K)`` logits or values of ``E`` members, on any device.
+        labels: ``(N, K)`` multi-hot, ``(N,)`` class indices or ``(N, K)`` values.
+        metric: ``"mirex_key"`` ranks key classes by the MIREX score.
+        class_names: key names in class-index order (for ``mirex_key``).
+
+    Returns:
+        ``(E,)`` float64 scores on ``preds``' device.
+    """
+    labels = labels.to(preds.device)
+    if task == "multilabel":
+        return _stacked_roc_auc(preds, labels)
+    if task == "regression":
+        preds, labels = preds.double(), labels.double()
+        residual = (labels - preds).pow(2).sum(1)  # (E, K)
+        spread = (labels - labels.mean(0)).pow(2).sum(0)  # (K,)
+        return (1.0 - residual / spread).mean(-1)
+    pred = preds.argmax(-1)  # (E, N)
+    if metric == "mirex_key":
+        mapping = key_class_map(class_names) if class_names is not None else torch.arange(24)
+        mapping = mapping.to(preds.device)
+        return mirex_key_score(mapping[pred], mapping[labels].expand_as(pred)).double().mean(-1)
+    return (pred == labels).double().mean(-1)
+
+
+def _stacked_roc_auc(preds: Tensor, labels: Tensor) -> Tensor:
+    """``(E,)`` macro ROC-AUC of ``(E, N, K)`` scores: tied scores count one half.
+
+    Scores are ranked as torchmetrics ranks them: through a float32 sigmoid unless a
+    member's scores all lie in [0, 1]. A tag without positives or negatives is left out.
+    """
+    preds = preds.float()
+    outside = ((preds < 0) | (preds > 1)).flatten(1).any(1).view(-1, 1, 1)
+    scores = torch.where(outside, preds.sigmoid(), preds).transpose(1, 2)  # (E, K, N)
+    values, order = scores.sort(dim=-1)
+    positive = labels.T.bool().expand_as(scores).gather(-1, order).double()
+    n = scores.shape[-1]
+    # mid-rank of each run of equal scores: (first + last) / 2 + 1, 1-based
+    index = torch.arange(n, device=scores.device).expand_as(values)
+    starts = torch.ones_like(values, dtype=torch.bool)
+    starts[..., 1:] = values[..., 1:] != values[..., :-1]
+    first = torch.where(starts, index, 0).cummax(-1).values
+    ends = torch.ones_like(starts)
+    ends[..., :-1] = starts[..., 1:]
+    last = torch.where(ends, index, n - 1).flip(-1).cummin(-1).values.flip(-1)
+    ranks = (first + last).double() / 2 + 1
+    pos = labels.sum(0).double()  # (K,)
+    neg = n - pos
+    auc = ((ranks * positive).sum(-1) - pos * (pos + 1) / 2) / (pos * neg)  # (E, K)
+    defined = (pos > 0) & (neg > 0)
+    return torch.where(defined, auc, torch.nan).nanmean(-1)
+
+
 class TaskScore(Metric):
     """:func:`score_predictions` as a torchmetrics ``Metric`` (predictions are gathered).
 

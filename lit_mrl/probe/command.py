@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,8 @@ def probe(
     task_name: str | None = None,
     model_name: str | None = None,
     device: str = "auto",
+    threads: NonNegativeInt = 0,
+    prune: bool = False,
     max_params: PositiveInt = 2**27,
     wandb: bool = True,
     wandb_project: str = "lit_mrl",
@@ -76,6 +79,13 @@ def probe(
         task_name: row name in reports (default: the embedded input folder's name).
         model_name: column name in reports (default: the checkpoint's file name).
         device: auto, cpu, cuda, cuda:1, ...
+        threads: CPU threads of the search; 0 picks them from the cores this process may
+            use and the load average (a busy machine gets fewer threads: threads that
+            spin against other processes made linear probes 37x slower at load 5-6 on 2
+            cores).
+        prune: successive halving inside each ensemble: at rungs (1/27, 1/9, 1/3 of the
+            budget) a config more than 0.02 behind its ensemble's best and outside its
+            better half stops (marked pruned in grid.csv / results.json).
         max_params: stacked parameters per ensemble (memory bound).
         wandb: log the grid, per-class table and test metrics to W&B (offline by default).
         wandb_project: W&B project.
@@ -87,10 +97,14 @@ def probe(
     Returns:
         0 (errors raise).
     """
+    import torch
+
+    from lit_mrl.catalog.from_probe import save_probe_head
     from lit_mrl.probe.results import log_to_wandb, write_results
 
     settings = config_settings(trainer or {}, model or {}, data or {})
     started = time.perf_counter()
+    torch.set_num_threads(threads or choose_threads())
     root = embeddings or settings.pop("root", None)
     if root is None:
         raise UsageError("give --embeddings (or data.init_args.root in --config)")
@@ -99,14 +113,28 @@ def probe(
                      patience)  # fmt: skip
     first_seed = settings.get("init_seed", seed_everything)
     seed_list = [first_seed + i for i in range(seeds)]
-    results = run(search, budget, seed_list, max_params, bootstrap, task_name, model_name)
+    results = run(search, budget, seed_list, max_params, bootstrap, task_name, model_name, prune)
     results["wall_seconds"] = round(time.perf_counter() - started, 2)
     folder = Path(out or Path("runs") / "probe" / f"{results['task_name']}-{results['model_name']}")
+    weights = results.pop("weights")  # not JSON: the head's own file
     path = write_results(results, folder)
+    save_probe_head(folder, weights, search["data"], results, root, search["index"])
     if wandb:
         log_to_wandb(results, folder, wandb_project)
     print_summary(results, path)
     return 0
+
+
+def choose_threads() -> int:
+    """Threads for a CPU search: the usable cores minus those other processes keep busy.
+
+    The cores are those of ``os.sched_getaffinity`` (a container's or ``taskset``'s
+    share, not the host's); the busy ones are the 1-minute load average, rounded. At
+    least one thread, at most one per core.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores or 1, (cores or 1) - busy))
 
 
 def _unknown(keys: set[str], known: set[str], where: str) -> None:
@@ -261,9 +289,12 @@ def run(
     replicates: int,
     task_name: str | None,
     model_name: str | None,
+    prune: bool = False,
 ) -> dict[str, Any]:
     """Run the search and gather everything ``results.json`` records."""
-    from lit_mrl.probe.search import run_search
+    import torch
+
+    from lit_mrl.probe.search import PruneRule, run_search
     from lit_mrl.tasks import primary_metric
 
     data, grid, metric, device = search["data"], search["grid"], search["metric"], search["device"]
@@ -273,9 +304,11 @@ def run(
     print(
         f"probe search {task_name} / {model_name}: {data.task}, {len(configs)} configs "
         f"({grid.name} grid), up to {budget.steps} steps (warm-up {budget.warmup_steps}, "
-        f"early stopping), batch {budget.batch_size}, then {len(seeds)} seeds, {device}"
+        f"early stopping{', pruning' if prune else ''}), batch {budget.batch_size}, then "
+        f"{len(seeds)} seeds, {device} ({torch.get_num_threads()} CPU threads)"
     )
-    found = run_search(data, grid, budget, seeds, metric, device, max_params, replicates)
+    found = run_search(data, grid, budget, seeds, metric, device, max_params, replicates,
+                       pruning=PruneRule() if prune else None)  # fmt: skip
     return {
         "task": data.task,
         "task_name": task_name,
@@ -288,6 +321,8 @@ def run(
         "seeds": seeds,
         "budget": vars(budget),
         "device": device,
+        "threads": torch.get_num_threads(),
+        "pruning": vars(PruneRule()) if prune else None,
         "num_samples": {s: len(data.split(s)) for s in ("train", "val", "test")},
         "class_names": data.vocabulary,
         "targets_standardized": bool(data.standardize_targets),

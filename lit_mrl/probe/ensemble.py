@@ -1,285 +1,303 @@
-"""Many probes of one shape trained as one batched ensemble on shared minibatches.
+"""Many probes of one shape as one stacked model, trained without autograd.
 
-Member ``e`` of an ensemble is exactly the probe :class:`~lit_mrl.probe.ProbeModule`
-would train with the same shape, dropout, L2, learning rate and seeds: the same
-initial weights, the same minibatches, the same loss (members' losses are summed,
-so each member's gradient is its own) and L2 term, Adam with the member's own
-learning rate and the same warm-up/cosine schedule. Only dropout masks are drawn
-differently, and matrix products sum in another order (differences of float rounding).
+Member ``e`` of a :class:`StackedMLP` is the probe :class:`~lit_mrl.probe.ProbeModule`
+trains with the same shape, dropout, L2, learning rate and seed: the same initial
+weights (:func:`~lit_mrl.models.heads.seeded_mlp_head`), the same loss and L2 term,
+Adam with the member's own learning rate. The forward and backward passes are written
+out by hand: a probe is a few matrix products, and autograd's graph, the loss value
+(never needed) and one optimizer pass per tensor cost more than the products on small
+data. Every parameter lives in one flat buffer, so Adam is a handful of vector
+operations over all members at once, in cache-sized chunks.
 """
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from lit_mrl.losses import probe_loss
-from lit_mrl.metrics import ProbeTask
 from lit_mrl.models.heads import MLPHead
-from lit_mrl.probe.data import EmbeddingTensors, ShuffledBatches
-from lit_mrl.schedules import warmup_cosine_factor
 
 ADAM_EPS = 1e-7  # Keras' Adam epsilon, which the paper's probes used (torch's default is 1e-8)
 
 
-class EnsembleMLP(nn.Module):
-    """``E`` MLP probes of one shape with stacked weights: ``(B, D)`` -> ``(E, B, K)``.
+class StackedMLP:
+    """``E`` MLP probes of one shape: ``(B, D)`` or ``(E, B, D)`` -> ``(E, B, K)``.
 
-    Layer ``l`` holds ``weights[l]`` ``(E, in, out)`` and ``biases[l]`` ``(E, 1, out)``.
+    Layer ``l`` has the kernels ``kernels[l]`` ``(E, in, out)`` and biases ``biases[l]``
+    ``(E, 1, out)``, all views of :attr:`flat` (gradients: views of :attr:`grad`).
 
     Args:
         heads: ``E`` heads of identical shape whose current weights are copied (the
             same head may be repeated).
         dropout: ``(E,)`` drop probability of each member after each hidden layer.
+        device: where the weights live.
     """
 
-    def __init__(self, heads: Sequence[MLPHead], dropout: Tensor) -> None:
-        super().__init__()
+    def __init__(
+        self, heads: Sequence[MLPHead], dropout: Tensor, device: str | torch.device = "cpu"
+    ) -> None:
         layers = [head.linears() for head in heads]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([lin[i].weight.detach().T for lin in layers]))
-            for i in range(len(layers[0]))
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([lin[i].bias.detach()[None] for lin in layers]))
-            for i in range(len(layers[0]))
-        )
-        self.register_buffer("keep", (1.0 - dropout.float()).view(-1, 1, 1))
+        self.dims = [layers[0][0].in_features] + [lin.out_features for lin in layers[0]]
+        kernels = [
+            torch.stack([lin[i].weight.detach().T for lin in layers])
+            for i in range(len(self.dims) - 1)
+        ]
+        biases = [torch.stack([lin[i].bias.detach()[None] for lin in layers]) for i in range(len(self.dims) - 1)]  # fmt: skip
+        self._build([t.to(device) for t in kernels], [t.to(device) for t in biases])
+        self._set_keep((1.0 - dropout.float()).to(device).view(-1, 1, 1))
+
+    def _set_keep(self, keep: Tensor) -> None:
+        self.keep = keep  # (E, 1, 1) probability of keeping a hidden unit
+        self.inverse_keep = 1.0 / keep  # the scale of a kept unit (inverted dropout)
+        self.dropping = bool((keep < 1).any())  # otherwise dropout draws are skipped
+
+    def _build(self, kernels: list[Tensor], biases: list[Tensor]) -> None:
+        """Lay ``kernels`` and ``biases`` out in one flat buffer, kernels first."""
+        tensors = [*kernels, *biases]
+        self._buffers: dict[tuple, Tensor] = {}
+        self.flat = torch.cat([t.reshape(-1) for t in tensors])
+        self.grad = torch.zeros_like(self.flat)
+        params, grads, start = [], [], 0
+        for t in tensors:
+            params.append(self.flat[start : start + t.numel()].view(t.shape))
+            grads.append(self.grad[start : start + t.numel()].view(t.shape))
+            start += t.numel()
+        layers = len(kernels)
+        self.kernels, self.biases = params[:layers], params[layers:]
+        self.kernel_grads, self.bias_grads = grads[:layers], grads[layers:]
+        self.kernel_elements = sum(k.numel() for k in kernels)  # flat[:n] are the kernels
 
     @property
     def num_members(self) -> int:
         """Ensemble size E."""
-        return self.weights[0].shape[0]
+        return self.kernels[0].shape[0]
 
-    def kernels(self) -> list[Tensor]:
-        """The stacked kernels ``(E, in, out)``, input to output (for the L2 penalty)."""
-        return list(self.weights)
+    @property
+    def device(self) -> torch.device:
+        return self.flat.device
 
-    def forward(self, emb: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Map ``(B, D)`` embeddings to ``(E, B, K)`` outputs (dropout in training mode only)."""
-        # (B, D) -> (E, B, D) as a stride-0 view (no copy), then (E, B, D) @ (E, D, H).
-        hidden = torch.baddbmm(
-            self.biases[0], emb.expand(self.num_members, *emb.shape), self.weights[0]
+    def member_vector(self, values: Tensor, kernels_only: bool = False) -> Tensor:
+        """``(E,)`` per-member ``values`` spread over :attr:`flat` (0 on biases if asked)."""
+        out = torch.zeros_like(self.flat)
+        start = 0
+        for i, view in enumerate([*self.kernels, *self.biases]):
+            part = out[start : start + view.numel()].view(view.shape)
+            if not (kernels_only and i >= len(self.kernels)):
+                part.copy_(values.to(out).view(-1, 1, 1).expand_as(view))
+            start += view.numel()
+        return out
+
+    @property
+    def shapes(self) -> list[torch.Size]:
+        """Shapes of the kernels, then the biases, as :attr:`flat` lays them out."""
+        return [t.shape for t in (*self.kernels, *self.biases)]
+
+    def select(self, members: Tensor) -> None:
+        """Keep only ``members`` (indices), in that order (stopped members leave)."""
+        members = members.to(self.device)
+        kernels, biases = unflatten(self.flat, self.shapes)
+        self._build(
+            [k.index_select(0, members) for k in kernels],
+            [b.index_select(0, members) for b in biases],
         )
-        for weight, bias in zip(self.weights[1:], self.biases[1:], strict=True):
-            hidden = hidden.relu_()
-            if self.training:
-                # In place on the mask: these (E, B, H) passes are memory-bound on CPU.
-                mask = torch.rand(hidden.shape, generator=generator, device=hidden.device)
-                hidden = hidden * mask.lt_(self.keep).div_(self.keep)
-            hidden = torch.baddbmm(bias, hidden, weight)
-        return hidden
+        self._set_keep(self.keep.index_select(0, members))
+
+    def member_weights(self, member: int) -> list[Tensor]:
+        """Copies of one member's kernels and biases, input to output."""
+        return [t[member].clone() for t in (*self.kernels, *self.biases)]
+
+    @classmethod
+    def from_weights(cls, weights: Sequence[list[Tensor]]) -> StackedMLP:
+        """A stacked model of members given as :meth:`member_weights` lists (no dropout)."""
+        model = cls.__new__(cls)
+        layers = len(weights[0]) // 2
+        model.dims = [weights[0][0].shape[0]] + [k.shape[1] for k in weights[0][:layers]]
+        model._build(
+            [torch.stack([w[i] for w in weights]) for i in range(layers)],
+            [torch.stack([w[layers + i] for w in weights]) for i in range(layers)],
+        )
+        model._set_keep(torch.ones(len(weights), 1, 1, device=model.device))
+        return model
+
+    def _buffer(self, name: str, index: int, shape: tuple[int, ...]) -> Tensor:
+        """A work array reused from step to step (fresh large arrays page-fault on CPU)."""
+        key = (name, index, shape)
+        if key not in self._buffers:
+            self._buffers[key] = torch.empty(shape, device=self.device)
+        return self._buffers[key]
+
+    def forward(self, emb: Tensor, masks: list[Tensor] | None = None) -> list[Tensor]:
+        """Every layer's output for ``emb``; hidden ones after ReLU and dropout.
+
+        Training passes (``masks`` given) write into work arrays that the next training
+        pass reuses; evaluation passes allocate their own.
+
+        Args:
+            emb: ``(B, D)`` (every member sees it) or ``(E, B, D)``.
+            masks: per hidden layer ``(1 or E, B, H)`` uniform draws in [0, 1); a unit
+                is kept where the draw is below the member's keep probability (ignored
+                when no member drops units). None: no dropout (evaluation).
+
+        Returns:
+            ``[h_1, ..., h_L]``: ``(E, B, H_l)`` hidden activations, ``(E, B, K)`` outputs.
+        """
+        outputs, hidden = [], emb
+        members, batch = self.num_members, emb.shape[-2]
+        for i in range(len(self.kernels)):
+            if hidden.dim() == 2:  # (B, D) -> (E, B, D) as a stride-0 view (no copy)
+                hidden = hidden.expand(members, *hidden.shape)
+            shape = (members, batch, self.dims[i + 1])
+            out = self._buffer("out", i, shape) if masks is not None else None
+            hidden = torch.baddbmm(self.biases[i], hidden, self.kernels[i], out=out)
+            if i < len(self.kernels) - 1:
+                hidden.relu_()
+                if masks is not None and self.dropping:
+                    # inverted dropout: drop where the draw is not below keep, scale by 1 / keep
+                    kept = torch.lt(masks[i], self.keep, out=self._buffer("kept", i, shape))
+                    hidden.mul_(kept).mul_(self.inverse_keep)
+            outputs.append(hidden)
+        return outputs
+
+    def backward(self, emb: Tensor, outputs: list[Tensor], grad_out: Tensor) -> None:
+        """Write the gradients of the members' summed losses into :attr:`grad`.
+
+        Args:
+            emb: the forward pass's input.
+            outputs: :meth:`forward`'s outputs of a training pass.
+            grad_out: ``(E, B, K)`` loss gradient with respect to the outputs.
+        """
+        grad = grad_out
+        for i in reversed(range(len(self.kernels))):
+            inputs = outputs[i - 1] if i else emb
+            if inputs.dim() == 2:
+                inputs = inputs.expand(self.num_members, *inputs.shape)
+            torch.bmm(inputs.transpose(1, 2), grad, out=self.kernel_grads[i])
+            torch.sum(grad, dim=1, keepdim=True, out=self.bias_grads[i])
+            if i:
+                shape = tuple(outputs[i - 1].shape)
+                grad = torch.bmm(
+                    grad, self.kernels[i].transpose(1, 2), out=self._buffer("grad", i, shape)
+                )
+                # d(relu then dropout): 1 / keep where the output is positive (kept), else 0;
+                # the outputs are >= 0, so their sign is that 0/1 mask
+                grad.mul_(torch.sign(outputs[i - 1], out=self._buffer("kept", i - 1, shape)))
+                if self.dropping:
+                    grad.mul_(self.inverse_keep)
+
+    def predict(self, emb: Tensor) -> Tensor:
+        """``(E, N, K)`` outputs of every member (no dropout) for ``(N, D)`` embeddings."""
+        batch = max(256, 2**24 // (self.num_members * max(self.dims[1:])))  # ~64 MB a layer
+        parts = [self.forward(chunk.to(self.device))[-1] for chunk in emb.split(batch)]
+        return torch.cat(parts, dim=1)
+
+
+def loss_gradient(task: str, outputs: Tensor, labels: Tensor) -> Tensor:
+    """Gradient of each member's mean loss (:func:`~lit_mrl.losses.probe_loss`) by its outputs.
+
+    Softmax cross-entropy (mean over the batch), sigmoid BCE or squared error (means
+    over the batch and the outputs), as Keras reduces them.
+
+    Args:
+        task: the task type.
+        outputs: ``(E, B, K)`` logits or values.
+        labels: ``(B,)`` / ``(B, K)`` shared, or ``(E, B)`` / ``(E, B, K)`` per member.
+
+    Returns:
+        ``(E, B, K)``, computed in place of ``outputs``.
+    """
+    batch = outputs.shape[1]
+    if task == "multiclass":
+        grad = outputs.softmax(-1)
+        index = labels.expand(outputs.shape[:-1]).unsqueeze(-1)
+        grad.scatter_add_(-1, index, torch.full_like(index, -1.0, dtype=grad.dtype))
+        return grad.div_(batch)
+    targets = labels.to(outputs.dtype).expand_as(outputs)
+    count = batch * outputs.shape[-1]
+    if task == "multilabel":
+        return outputs.sigmoid_().sub_(targets).div_(count)
+    return outputs.sub_(targets).mul_(2.0 / count)
 
 
 class StackedAdam:
-    """Adam with Keras-style L2 on stacked ``(E, ...)`` parameters, one LR per member.
+    """Adam with Keras-style L2 on a :class:`StackedMLP`'s flat buffer, one LR per member.
 
     The L2 term's gradient ``2 * weight_decay * W`` is added to the kernels' gradients
-    here rather than through autograd (the same value, without a pass over the loss
-    graph). Updates run in cache-sized chunks of members; a chunk of one member uses
-    exactly ``torch.optim.Adam``'s arithmetic (single-tensor path), so a member follows
-    the trajectory its own ``torch.optim.Adam`` would.
+    here rather than through a loss term (the same value). Each step runs Adam's few
+    vector operations over cache-sized chunks of the buffer, so the arrays are read from
+    memory about once per step instead of once per operation.
 
     Args:
-        kernels: stacked kernels ``(E, in, out)`` (L2-regularised).
-        biases: stacked biases ``(E, 1, out)``.
-        weight_decay: ``(E,)`` L2 factor of each member.
+        model: the members.
+        lr: ``(E,)`` peak learning rates.
+        weight_decay: ``(E,)`` L2 factors.
         betas: Adam's moment decay rates.
         eps: added to the root of the second moment.
-        chunk_elements: about how many elements of a parameter to update at once.
+        chunk_elements: elements updated per chunk (2**17 floats: 512 kB per array).
     """
 
     def __init__(
         self,
-        kernels: list[Tensor],
-        biases: list[Tensor],
+        model: StackedMLP,
+        lr: Tensor,
         weight_decay: Tensor,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = ADAM_EPS,
-        chunk_elements: int = 2**18,
+        chunk_elements: int = 2**17,
     ) -> None:
-        self.params = [*kernels, *biases]
-        self.l2 = [2.0 * weight_decay.float().to(p.device) for p in kernels] + [None] * len(biases)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.betas = betas
-        self.eps = eps
-        self.chunk_elements = chunk_elements
+        self.model = model
+        self.lr, self.weight_decay = lr.double().cpu(), weight_decay.double().cpu()
+        self.betas, self.eps, self.chunk_elements = betas, eps, chunk_elements
         self.steps = 0
+        self._vectors()
+        self.exp_avg = torch.zeros_like(model.flat)
+        self.exp_avg_sq = torch.zeros_like(model.flat)
 
-    def zero_grad(self) -> None:
-        """Drop the parameters' gradients."""
-        for param in self.params:
-            param.grad = None
+    def _vectors(self) -> None:
+        self.l2 = self.model.member_vector(2.0 * self.weight_decay.float(), kernels_only=True)
+        self.lr_vector = self.model.member_vector(self.lr.float())
+
+    def select(self, members: Tensor, shapes: list[torch.Size]) -> None:
+        """Keep only the state of ``members`` (``shapes``: the model's before its select)."""
+        self.exp_avg = select_flat(self.exp_avg, shapes, members)
+        self.exp_avg_sq = select_flat(self.exp_avg_sq, shapes, members)
+        self.lr, self.weight_decay = self.lr[members.cpu()], self.weight_decay[members.cpu()]
+        self._vectors()
 
     @torch.no_grad()
-    def step(self, lr: Tensor) -> None:
-        """One update with ``(E,)`` float64 learning rates."""
+    def step(self, factor: float) -> None:
+        """One update at ``factor`` times each member's peak learning rate."""
         self.steps += 1
-        step_size = lr / (1 - self.betas[0] ** self.steps)  # (E,) float64, like torch's scalar
-        for param, l2, exp_avg, exp_avg_sq in zip(
-            self.params, self.l2, self.exp_avg, self.exp_avg_sq, strict=True
-        ):
-            chunk = max(1, self.chunk_elements // param[0].numel())
-            for start in range(0, len(param), chunk):
-                part = slice(start, start + chunk)
-                grad = param.grad[part]
-                if l2 is not None:
-                    grad.addcmul_(param[part], l2[part].view(-1, 1, 1))  # + 2 * wd * W
-                self._update(param[part], grad, exp_avg[part], exp_avg_sq[part], step_size[part])
-
-    def _update(
-        self, param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step_size: Tensor
-    ) -> None:
         beta1, beta2 = self.betas
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = exp_avg_sq.sqrt().div_((1 - beta2**self.steps) ** 0.5).add_(self.eps)
-        if len(step_size) == 1:
-            param.addcdiv_(exp_avg, denom, value=-step_size.item())
-        else:  # p -= step * m / denom, as p -= m / (denom / step)
-            step = step_size.to(denom.device, torch.float32).view(-1, *[1] * (denom.dim() - 1))
-            param.addcdiv_(exp_avg, denom.div_(step), value=-1.0)
+        step_size = factor / (1 - beta1**self.steps)
+        root_correction = (1 - beta2**self.steps) ** 0.5
+        flat, grad, chunk = self.model.flat, self.model.grad, self.chunk_elements
+        for start in range(0, len(flat), chunk):
+            part = slice(start, start + chunk)
+            g, m, v = grad[part], self.exp_avg[part], self.exp_avg_sq[part]
+            if start < self.model.kernel_elements:
+                g.addcmul_(flat[part], self.l2[part])  # + 2 * wd * W on the kernels
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = v.sqrt().div_(root_correction).add_(self.eps)
+            update = torch.mul(m, self.lr_vector[part]).mul_(-step_size)
+            flat[part].addcdiv_(update, denom)
 
 
-def lr_factors(warmup_steps: int, total_steps: int) -> list[float]:
-    """LR multiplier of each step, as :class:`~lit_mrl.schedules.WarmupCosineLR` sets it."""
-    return [warmup_cosine_factor(step, warmup_steps, total_steps) for step in range(total_steps)]
+def unflatten(flat: Tensor, shapes: list[torch.Size]) -> tuple[list[Tensor], list[Tensor]]:
+    """Views of ``flat`` in ``shapes`` order, split into kernels and biases."""
+    views, start = [], 0
+    for shape in shapes:
+        size = torch.Size(shape).numel()
+        views.append(flat[start : start + size].view(shape))
+        start += size
+    half = len(views) // 2
+    return views[:half], views[half:]
 
 
-@dataclass
-class EarlyStopping:
-    """Keep each member's weights at its best validation score; stop when none improves.
-
-    Args:
-        score: maps the ensemble (eval mode) to ``(E,)`` validation scores, higher better.
-        every: steps between evaluations.
-        patience: evaluations without any member improving before training stops.
-    """
-
-    score: Callable[[EnsembleMLP], Tensor]
-    every: int
-    patience: int
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit_ensemble` did.
-
-    Args:
-        steps: optimisation steps taken.
-        best_step: ``(E,)`` step of each member's kept weights (the last step without
-            early stopping).
-        best_score: ``(E,)`` validation score of the kept weights (NaN without early stopping).
-    """
-
-    steps: int
-    best_step: Tensor
-    best_score: Tensor
-
-
-def fit_ensemble(
-    ensemble: EnsembleMLP,
-    train: EmbeddingTensors,
-    task: ProbeTask,
-    lr: Tensor,
-    weight_decay: Tensor,
-    steps: int,
-    warmup_steps: int,
-    batch_size: int,
-    seed: int,
-    early_stopping: EarlyStopping | None = None,
-) -> FitResult:
-    """Train every member for up to ``steps`` steps on shared minibatches.
-
-    Args:
-        ensemble: the members, on the device to train on.
-        train: training embeddings and labels.
-        task: loss of the task (see :func:`~lit_mrl.losses.probe_loss`).
-        lr: ``(E,)`` peak learning rates.
-        weight_decay: ``(E,)`` L2 factors.
-        steps: optimisation steps (warm-up plus cosine decay to 0).
-        warmup_steps: steps of linear warm-up.
-        batch_size: embeddings per minibatch.
-        seed: seed of the data order (:class:`~lit_mrl.probe.data.ShuffledBatches`)
-            and of the dropout masks.
-        early_stopping: evaluate every ``every`` steps; each member ends with its best
-            weights, and training stops after ``patience`` evaluations without progress.
-
-    Returns:
-        Steps taken and each member's best step and score.
-    """
-    device = ensemble.weights[0].device
-    embeddings, labels = train.embeddings.to(device), train.labels.to(device)
-    batches = ShuffledBatches(len(train), batch_size, seed)
-    masks = torch.Generator(device).manual_seed(seed)
-    optimizer = StackedAdam(ensemble.kernels(), list(ensemble.biases), weight_decay)
-    peak, factors = lr.double(), lr_factors(warmup_steps, steps)
-    tracker = _BestWeights(ensemble, early_stopping)
-    ensemble.train()
-    while optimizer.steps < steps and not tracker.stopped:
-        for index in batches:
-            index = index.to(device)
-            loss = probe_loss(ensemble(embeddings[index], generator=masks), labels[index], task)
-            optimizer.zero_grad()
-            loss.sum().backward()  # members are independent: each gets its own gradient
-            optimizer.step(peak * factors[optimizer.steps])
-            tracker.after_step(optimizer.steps, last=optimizer.steps == steps)
-            if optimizer.steps == steps or tracker.stopped:
-                break
-    tracker.restore()
-    return FitResult(optimizer.steps, tracker.best_step, tracker.best_score)
-
-
-class _BestWeights:
-    """Snapshots of each member's best weights under :class:`EarlyStopping`."""
-
-    def __init__(self, ensemble: EnsembleMLP, rule: EarlyStopping | None) -> None:
-        self.ensemble, self.rule = ensemble, rule
-        members = ensemble.num_members
-        self.best_score = torch.full((members,), torch.nan)
-        self.best_step = torch.zeros(members, dtype=torch.long)
-        self.params = list(ensemble.parameters())
-        self.best = [p.detach().clone() for p in self.params] if rule else []
-        self.stale = 0
-        self.stopped = False
-
-    def after_step(self, step: int, last: bool) -> None:
-        if self.rule is None:
-            self.best_step.fill_(step)
-            return
-        if step % self.rule.every and not last:
-            return
-        self.ensemble.eval()
-        with torch.no_grad():
-            score = self.rule.score(self.ensemble).double().cpu()
-        self.ensemble.train()
-        # NaN (undefined) never counts as better; a first finite score always does
-        better = (score > self.best_score) | (self.best_score.isnan() & ~score.isnan())
-        if better.any():
-            chosen = better.to(self.params[0].device)
-            for param, best in zip(self.params, self.best, strict=True):
-                best[chosen] = param.detach()[chosen]
-            self.best_score = torch.where(better, score, self.best_score)
-            self.best_step[better] = step
-            self.stale = 0
-        else:
-            self.stale += 1
-            self.stopped = self.stale >= self.rule.patience
-
-    def restore(self) -> None:
-        if self.rule is None:
-            return
-        with torch.no_grad():
-            for param, best in zip(self.params, self.best, strict=True):
-                param.copy_(best)
-
-
-@torch.no_grad()
-def predict_ensemble(ensemble: EnsembleMLP, embeddings: Tensor, batch_size: int = 4096) -> Tensor:
-    """``(E, N, K)`` outputs of every member (eval mode) for ``(N, D)`` embeddings, on CPU."""
-    ensemble.eval()
-    device = ensemble.weights[0].device
-    parts = [ensemble(chunk.to(device)).cpu() for chunk in embeddings.split(batch_size)]
-    return torch.cat(parts, dim=1)
+def select_flat(flat: Tensor, shapes: list[torch.Size], members: Tensor) -> Tensor:
+    """``flat`` (laid out as ``shapes``, members first) with only ``members`` left."""
+    kernels, biases = unflatten(flat, shapes)
+    members = members.to(flat.device)
+    return torch.cat([t.index_select(0, members).reshape(-1) for t in (*kernels, *biases)])

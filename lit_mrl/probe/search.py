@@ -2,11 +2,13 @@
 
 The paper picks each (task, embedding model) probe on validation data. Here every config
 of a grid is trained at once: configs that share a hidden-layer shape form one
-:class:`~lit_mrl.probe.ensemble.EnsembleMLP` (split into chunks that fit in memory). Each
-member keeps its weights at its best validation score (early stopping on the task's
-primary metric). The best config is then trained with ``K`` seeds, and its test metrics
-are reported as the mean over seeds with a 95 % bootstrap interval over test items and
-seeds (:mod:`lit_mrl.probe.intervals`).
+:class:`~lit_mrl.probe.ensemble.StackedMLP` (split into chunks that fit in memory), and
+each member trains as it would alone (:mod:`lit_mrl.probe.training`): it keeps its
+weights at its best validation score and stops on its own (early stopping on the task's
+primary metric). The best config's first-seed run is the search's; it is trained with
+the other ``K - 1`` seeds as one more ensemble, and its test metrics are reported as the
+mean over seeds with a 95 % bootstrap interval over test items and seeds
+(:mod:`lit_mrl.probe.intervals`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lit_mrl.metrics import MetricName, key_class_map, score_predictions
+from lit_mrl.metrics import MetricName, key_class_map, primary_scores, score_predictions
 from lit_mrl.models.heads import seeded_mlp_head
 from lit_mrl.probe.data import ProbeData
-from lit_mrl.probe.ensemble import EarlyStopping, EnsembleMLP, fit_ensemble, predict_ensemble
+from lit_mrl.probe.ensemble import StackedMLP
 from lit_mrl.probe.grid import Grid, ProbeConfig
 from lit_mrl.probe.intervals import bootstrap
+from lit_mrl.probe.training import EarlyStopping, MemberRun, Pruning, fit_members
 from lit_mrl.tasks import ranking_metrics
 
 
@@ -73,6 +76,36 @@ class Budget:
         return cls(steps, warmup, batch_size, max(1, min(100, steps // 20)), patience)
 
 
+@dataclass(frozen=True)
+class PruneRule:
+    """Successive halving relative to a budget: rungs at ``first``, ``first * eta``, ...
+
+    Args:
+        margin: a member more than this far behind its ensemble's best (in the primary
+            metric's units: ROC-AUC, accuracy, R²) at a rung leaves.
+        keep_fraction: the share of the members still training that always stays.
+        first: the first rung as a fraction of the budget's steps.
+        eta: the factor between rungs.
+    """
+
+    margin: float = 0.02
+    keep_fraction: float = 0.5
+    first: float = 1 / 27
+    eta: float = 3.0
+
+    def for_budget(self, budget: Budget) -> Pruning:
+        """The rungs as evaluation steps of ``budget`` (before its last step)."""
+        rungs, fraction = [], self.first
+        while fraction < 1:
+            step = budget.eval_every * max(
+                1, math.ceil(fraction * budget.steps / budget.eval_every)
+            )
+            if step < budget.steps and step not in rungs:
+                rungs.append(step)
+            fraction *= self.eta
+        return Pruning(tuple(rungs), self.margin, self.keep_fraction)
+
+
 def select_best(val: list[dict[str, float]], keys: tuple[str, ...]) -> int:
     """Index of the best config by ``keys`` (NaN ranks last; ties go to the earliest)."""
 
@@ -103,7 +136,7 @@ def ensembles(
 
 
 class Scorer:
-    """Scores ensemble outputs on one split, in the data's own units.
+    """Scores stacked members on one split, in the data's own units.
 
     Args:
         data: the embeddings.
@@ -115,11 +148,11 @@ class Scorer:
         self.data, self.metric = data, metric
         self.embeddings = data.split(stage).embeddings
         self.labels = data.original_labels(stage)
-        self.primary = ranking_metrics(data.task, metric)[0]
+        self._labels_on: dict[torch.device, Tensor] = {}
 
-    def predict(self, ensemble: EnsembleMLP) -> Tensor:
-        """``(E, N, K)`` predictions in the data's units."""
-        return self.data.to_original_units(predict_ensemble(ensemble, self.embeddings))
+    def predict(self, model: StackedMLP) -> Tensor:
+        """``(E, N, K)`` predictions in the data's units, on the model's device."""
+        return self.data.to_original_units(model.predict(self.embeddings))
 
     def score(self, preds: Tensor) -> tuple[dict[str, float], dict[str, list[float]]]:
         """Summary and per-class metrics of one member's ``(N, K)`` predictions."""
@@ -127,39 +160,56 @@ class Scorer:
             self.data.task, preds, self.labels, self.metric, self.data.vocabulary
         )
 
-    def primary_scores(self, ensemble: EnsembleMLP) -> Tensor:
-        """``(E,)`` primary metric of every member (for early stopping)."""
-        return torch.tensor([self.score(p)[0][self.primary] for p in self.predict(ensemble)])
+    def primary_scores(self, model: StackedMLP) -> Tensor:
+        """``(E,)`` primary metric of every member, computed together (early stopping)."""
+        preds = self.predict(model)
+        if preds.device not in self._labels_on:
+            self._labels_on[preds.device] = self.labels.to(preds.device)
+        labels = self._labels_on[preds.device]
+        return primary_scores(self.data.task, preds, labels, self.metric, self.data.vocabulary)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """Runs of configs (see :class:`~lit_mrl.probe.training.MemberRun`), one per config."""
+
+    configs: list[ProbeConfig]
+    runs: list[MemberRun]
+
+    def model(self) -> StackedMLP:
+        """The runs' kept weights as one stacked model (evaluation only)."""
+        return StackedMLP.from_weights([run.weights for run in self.runs])
 
 
 def train_configs(
     data: ProbeData,
     configs: list[ProbeConfig],
-    seed: int,
+    seeds: list[int],
     budget: Budget,
     valid: Scorer,
     device: str,
-) -> tuple[EnsembleMLP, Any]:
-    """Train configs of one shape as one ensemble with early stopping on ``valid``."""
-    head = seeded_mlp_head(
-        data.embed_dim, len(data.vocabulary), list(configs[0].hidden_dims), 0.0, seed
+    pruning: Pruning | None = None,
+) -> Trained:
+    """Train configs of one shape together, each with its seed, each as if alone."""
+    dims = list(configs[0].hidden_dims)
+    heads = {
+        s: seeded_mlp_head(data.embed_dim, len(data.vocabulary), dims, 0.0, s) for s in set(seeds)
+    }
+    dropout = torch.tensor([c.dropout for c in configs])
+    model = StackedMLP([heads[s] for s in seeds], dropout, device)
+    early = (
+        EarlyStopping(valid.primary_scores, budget.eval_every, budget.patience)
+        if budget.patience > 0
+        else None
     )
-    ensemble = EnsembleMLP([head] * len(configs), torch.tensor([c.dropout for c in configs]))
-    result = fit_ensemble(
-        ensemble.to(device),
-        data.split("train"),
-        data.task,
+    runs = fit_members(
+        model, data.split("train"), data.task,
         lr=torch.tensor([c.lr for c in configs], dtype=torch.float64),
         weight_decay=torch.tensor([c.weight_decay for c in configs]),
-        steps=budget.steps,
-        warmup_steps=budget.warmup_steps,
-        batch_size=budget.batch_size,
-        seed=seed,
-        early_stopping=EarlyStopping(valid.primary_scores, budget.eval_every, budget.patience)
-        if budget.patience > 0
-        else None,
-    )
-    return ensemble, result
+        seeds=seeds, steps=budget.steps, warmup_steps=budget.warmup_steps,
+        batch_size=budget.batch_size, early_stopping=early, pruning=pruning,
+    )  # fmt: skip
+    return Trained(configs, runs)
 
 
 def run_search(
@@ -172,6 +222,7 @@ def run_search(
     max_params: int = 2**27,
     replicates: int = 1000,
     progress: Callable[[str], None] = print,
+    pruning: PruneRule | None = None,
 ) -> dict[str, Any]:
     """Search ``grid`` (first seed), select on validation, test the best with every seed.
 
@@ -179,44 +230,64 @@ def run_search(
         data: the embeddings (standardised as :class:`~lit_mrl.probe.data.ProbeData` says).
         grid: the search space.
         budget: steps, warm-up, batch size and early stopping.
-        seeds: the first seeds the search; the selected config is trained with each.
+        seeds: the first seeds the search; the selected config is trained with each
+            (its first-seed run is the search's own).
         metric: ``"mirex_key"`` selects 24-class key probes by the MIREX score.
         device: where the ensembles train.
         max_params: largest number of stacked parameters in one ensemble (memory bound).
         replicates: bootstrap replicates of the test interval.
         progress: receives one line per trained ensemble.
+        pruning: successive halving inside each ensemble (none by default).
 
     Returns:
-        ``configs`` (every config with its validation metrics and best step),
-        ``selected`` (index), ``val`` (selected, first seed), ``test`` (mean over seeds),
-        ``test_low``/``test_high`` (95 % interval), ``test_per_seed``, ``per_class``
-        (``{metric: {"mean", "low", "high"}}`` lists per class).
+        ``configs`` (every config with its validation metrics, best step, steps trained
+        and whether it was pruned), ``selected`` (index), ``val`` (selected, first seed),
+        ``test`` (mean over seeds), ``test_low``/``test_high`` (95 % interval),
+        ``test_per_seed``, ``per_class`` (``{metric: {"mean", "low", "high"}}`` lists per
+        class), ``weights`` (the selected config's kept weights per seed, for its head).
     """
     configs = grid.configs()
     valid, test = Scorer(data, "val", metric), Scorer(data, "test", metric)
     in_dim, out_dim = data.embed_dim, len(data.vocabulary)
     rows: list[dict[str, Any]] = [{} for _ in configs]
+    runs: dict[int, MemberRun] = {}
+    rule = pruning.for_budget(budget) if pruning is not None else None
     for members in ensembles(configs, in_dim, out_dim, max_params):
         start = time.perf_counter()
         chosen = [configs[i] for i in members]
-        ensemble, fit = train_configs(data, chosen, seeds[0], budget, valid, device)
-        for e, (i, preds) in enumerate(zip(members, valid.predict(ensemble), strict=True)):
-            rows[i] = {"val": valid.score(preds)[0], "best_step": int(fit.best_step[e])}
+        trained = train_configs(data, chosen, [seeds[0]] * len(chosen), budget, valid, device, rule)
+        for i, run, preds in zip(
+            members, trained.runs, valid.predict(trained.model()), strict=True
+        ):
+            runs[i] = run
+            rows[i] = {"val": valid.score(preds)[0], "best_step": run.best_step,
+                       "steps": run.steps, "pruned": run.pruned, "history": run.history}  # fmt: skip
+        steps = max(run.steps for run in trained.runs)
         progress(
-            f"hidden {list(chosen[0].hidden_dims)}: {len(members)} configs, {fit.steps} steps "
+            f"hidden {list(chosen[0].hidden_dims)}: {len(members)} configs, {steps} steps "
             f"in {time.perf_counter() - start:.1f} s"
         )
     best = select_best([row["val"] for row in rows], ranking_metrics(data.task, metric))
-    test_preds, per_seed = [], []
-    for seed in seeds:
-        ensemble, _ = train_configs(data, [configs[best]], seed, budget, valid, device)
-        preds = test.predict(ensemble)[0]
-        test_preds.append(preds.numpy())
-        per_seed.append(test.score(preds)[0])
-    progress(f"selected config {best}: trained with seeds {seeds}")
-    summary = summarise(data, metric, test, test_preds, per_seed, replicates)
+    start = time.perf_counter()
+    seed_runs = {seeds[0]: runs[best]} if not runs[best].pruned else {}
+    retrain = [s for s in seeds if s not in seed_runs]
+    if retrain:
+        trained = train_configs(
+            data, [configs[best]] * len(retrain), retrain, budget, valid, device
+        )
+        seed_runs.update(zip(retrain, trained.runs, strict=True))
+    model = StackedMLP.from_weights([seed_runs[s].weights for s in seeds])
+    test_preds = list(test.predict(model).cpu())
+    per_seed = [test.score(preds)[0] for preds in test_preds]
+    progress(
+        f"selected config {best}: seeds {seeds} ({len(retrain)} trained again) "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    summary = summarise(data, metric, test, [p.numpy() for p in test_preds], per_seed, replicates)
     configs_out = [{"id": i, **c.as_dict(), **rows[i]} for i, c in enumerate(configs)]
-    return {"configs": configs_out, "selected": best, "val": rows[best]["val"], **summary}
+    weights = [seed_runs[s].weights for s in seeds]
+    return {"configs": configs_out, "selected": best, "val": rows[best]["val"], **summary,
+            "weights": weights}  # fmt: skip
 
 
 def summarise(
