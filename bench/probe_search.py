@@ -7,7 +7,7 @@ it on the validation and test splits; the wall time covers training and scoring.
 
 * ``ensemble``: :func:`lit_mrl.probe.search.run_search` with a fixed-step
   :class:`~lit_mrl.probe.search.Budget` (patience 0: no early stopping), one
-  :class:`~lit_mrl.probe.ensemble.EnsembleMLP` per hidden-layer shape (what
+  :class:`~lit_mrl.probe.ensemble.StackedMLP` per hidden-layer shape (what
   ``python -m lit_mrl probe`` does);
 * ``loop``: a plain PyTorch loop per config (MLPHead, torch.optim.Adam, the same
   schedule): the compute-only lower bound of training one by one;
@@ -17,8 +17,10 @@ it on the validation and test splits; the wall time covers training and scoring.
 The baselines train and score every config on validation, which is the search phase of
 ``run_search`` (timed from its progress lines); ``run_search`` then trains the selected
 config once more per seed (one seed here), scores it on test and bootstraps an interval
-(``--replicates``), which its total time includes. Selections are compared; they match when dropout is 0 (``--dropout 0``) and on a
-clearly separable problem, since dropout masks are drawn differently.
+(``--replicates``), which its total time includes (here the seed's run is the search's
+own, so nothing trains again). Selections are compared; they match when dropout is 0
+(``--dropout 0``) and on a clearly separable problem, since the loop draws dropout masks
+its own way.
 
 Example::
 
