@@ -79,7 +79,12 @@ def test_supervised_tag_count_mismatch_names_both():
 
 def run_step(tmp_path, devices):
     out = tmp_path / f"step{devices}.pt"
-    cmd = [sys.executable, str(ROOT / "tests" / "methods" / "ddp_contrastive.py"), str(out), str(devices)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "tests" / "methods" / "ddp_contrastive.py"),
+        str(out),
+        str(devices),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return torch.load(out, weights_only=True)
