@@ -37,11 +37,15 @@ TASKS = ("pitch", "instrument", "key", "tempo", "tags")
 METHODS = ("supervised", "contrastive", "contrastive_aug")
 STEPS_PER_EPOCH = 12  # the demo recipe: 12 batches of 48 per epoch
 BATCH = 48
-DEFAULT_POINTS = [
-    f"{method}:{rung}:{steps}"
-    for rung, step_list in (("tiny", (300, 900, 2700)), ("xs", (300, 900, 2700)), ("s", (300, 900)))
-    for steps in step_list
-    for method in METHODS
+DEFAULT_POINTS = [  # the demo's budget first, then size, then steps: each is a result
+    "contrastive_aug:tiny:240",
+    "contrastive:tiny:240",
+    "supervised:tiny:240",
+    "contrastive_aug:xs:240",
+    "supervised:xs:240",
+    "contrastive_aug:tiny:720",
+    "supervised:tiny:720",
+    "contrastive:xs:240",
 ]
 
 
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     if opts.write_docs:
         from bench.scale_study_docs import write_docs
 
-        write_docs(summary, opts.docs, " ".join(sys.argv[1:]))
+        write_docs(summary, opts.docs, "python -m bench.scale_study " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

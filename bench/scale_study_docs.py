@@ -23,7 +23,7 @@ def cell(score: dict) -> str:
 def table(summary: dict) -> list[str]:
     """Markdown rows: baselines, then every point, with the best per task in bold."""
     header = (
-        "| model | steps | train PFLOP | fit min | "
+        "| model | steps | train TFLOP | fit min (shared CPU) | "
         + " | ".join(
             f"{t} {METRIC_NAMES.get(summary['baselines']['logmel-stats'][t]['metric'], '')}"
             for t in TASKS
@@ -34,7 +34,7 @@ def table(summary: dict) -> list[str]:
     entries = [(name, "-", "-", "-", scores) for name, scores in summary["baselines"].items()]
     for point in summary["points"]:
         entries.append((f"{point['method']} {point['rung']}", str(point["steps"]),
-                        f"{point['train_pflop']:.3g}", f"{point['fit_seconds'] / 60:.1f}",
+                        f"{1000 * point['train_pflop']:.2g}", f"{point['fit_seconds'] / 60:.1f}",
                         point["scores"]))  # fmt: skip
     best = {t: max(e[4][t]["mean"] for e in entries) for t in TASKS}
     for name, steps, pflop, minutes, scores in entries:
@@ -86,20 +86,24 @@ def plot(summary: dict, path: Path) -> None:
                               key=lambda p: p["train_pflop"])  # fmt: skip
                 if not mine:
                     continue
-                x = [p["train_pflop"] for p in mine]
+                x = [1000 * p["train_pflop"] for p in mine]
                 y = [p["scores"][task]["mean"] for p in mine]
                 err = [[v - p["scores"][task]["low"] for v, p in zip(y, mine, strict=True)],
                        [p["scores"][task]["high"] - v for v, p in zip(y, mine, strict=True)]]  # fmt: skip
                 ax.errorbar(x, y, yerr=err, color=colour, marker=marker, capsize=2,
                             label=f"{method} {rung}")  # fmt: skip
-        lows = [p["train_pflop"] for p in points] or [1.0]
+        lows = [1000 * p["train_pflop"] for p in points] or [1.0]
         for rung, marker in MARKERS.items():
             random = summary["baselines"].get(f"random-{rung}")
             if random is not None:
                 ax.plot([min(lows) / 2], [random[task]["mean"]], marker=marker, color="grey",
                         linestyle="none", label=f"random {rung}")  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xlabel("pre-training compute (PFLOP)")
+        ax.minorticks_off()
+        low, high = min(lows) / 2, max(lows)
+        ticks = [2.0**k for k in range(-12, 12) if low / 1.5 <= 2.0**k <= high * 1.5]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xlabel("pre-training compute (TFLOP)")
         ax.set_title(f"{task} ({base['metric']})")
     axes[0].set_ylabel("test score x100 (95 % interval)")
     handles, labels = axes[0].get_legend_handles_labels()
@@ -113,7 +117,7 @@ def write_docs(summary: dict, docs: Path, command: str) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     plot(summary, docs / "scale_study.png")
     lines = [
-        f"<!-- table: written by python -m bench.scale_study {command} -->",
+        f"<!-- table: written by {command} -->",
         f"Corpus: the demo corpus, `--realism {summary['realism']}`. Test split, x100, mean ±",
         "half the 95 % interval; probes: the demo grid, selected on validation.",
         "",
@@ -141,7 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("study", type=Path)
     parser.add_argument("--docs", type=Path, default=Path(__file__).resolve().parents[1] / "docs")
     opts = parser.parse_args(argv)
-    write_docs(json.loads(opts.study.read_text()), opts.docs, str(opts.study))
+    write_docs(
+        json.loads(opts.study.read_text()),
+        opts.docs,
+        f"python -m bench.scale_study_docs {opts.study}",
+    )
 
 
 if __name__ == "__main__":
