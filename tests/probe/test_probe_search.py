@@ -229,12 +229,10 @@ def test_probe_command_records_its_precision_and_refuses_an_unknown_one(tmp_path
     root = noisy_embeddings(tmp_path / "emb", "multiclass", num_outputs=5)
     args = ["--embeddings", root, "--grid", "demo", "--steps", 20, "--seeds", 1]
     code, saved = probe_main([*args, "--out", tmp_path / "a", "--precision", "bf16-mixed"])
-    assert code == 0
-    assert saved["precision"] == "bf16-mixed"
+    assert code == 0 and saved["precision"] == "bf16-mixed"
     assert "precision bf16-mixed" in capsys.readouterr().out
     code, saved = probe_main([*args, "--out", tmp_path / "b"])
-    assert code == 0
-    assert saved["precision"] == "32"
+    assert code == 0 and saved["precision"] == "32"
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["probe", *map(str, args), "--out", str(tmp_path / "c"), "--precision", "16"])
     assert exit_info.value.code == 2
