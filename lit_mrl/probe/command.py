@@ -88,8 +88,8 @@ def probe(
             budget) a config more than 0.02 behind its ensemble's best and outside its
             better half stops (marked pruned in grid.csv / results.json).
         precision: bf16-mixed trains the probes with bfloat16 matrix products (float32
-            weights, optimizer and scores): products 3x faster on a CPU with AVX512-BF16
-            (1.7-1.9x on an MTT-sized search), selections within seed noise
+            weights, optimizer and scores): about 3x faster products on CPUs with
+            AVX512-BF16 or AMX and on GPUs, selections within seed noise
             (bench/README.md); 32 (default) is the float32 protocol.
         max_params: stacked parameters per ensemble (memory bound).
         wandb: log the grid, per-class table and test metrics to W&B (offline by default).
