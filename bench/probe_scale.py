@@ -8,8 +8,7 @@ selected config and its validation and test metric of:
 * ``lit_mrl``: :func:`lit_mrl.probe.search.run_search` as ``python -m lit_mrl probe``
   runs it (the budget of ``Budget.for_data``, early stopping, 3 seeds, 1000 bootstrap
   replicates); ``grid`` is its search phase, ``total`` includes the seeds and intervals.
-  ``lit_mrl+prune`` adds successive halving (``--prune``); ``+bf16`` (``lit_mrl+bf16``,
-  ``lit_mrl+prune+bf16``) trains with bfloat16 matrix products (``--precision bf16-mixed``).
+  ``lit_mrl+prune`` adds successive halving (``--prune``).
 * ``sklearn``: what a user would reach for: ``LogisticRegression`` at 4 L2 strengths (C
   0.01-10; one-vs-rest for tags) and ``MLPClassifier`` with the grid's hidden shapes, L2
   (``alpha = 2 * weight_decay * N``, Keras' L2 in scikit-learn's units) and learning rates
@@ -56,7 +55,6 @@ from lit_mrl.probe.data import EmbeddingTensors, ProbeData, ShuffledBatches
 from lit_mrl.probe.ensemble import ADAM_EPS, StackedMLP
 from lit_mrl.probe.grid import GRIDS, Grid, ProbeConfig
 from lit_mrl.probe.search import (
-    COMPUTE_DTYPES,
     Budget,
     PruneRule,
     members_per_ensemble,
@@ -86,12 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grids", nargs="+", default=["demo", "small"], choices=sorted(GRIDS))
     parser.add_argument(
         "--methods", nargs="+", default=["lit_mrl", "lit_mrl+prune", "sklearn", "one-at-a-time", "lightning"],
-        choices=["lit_mrl", "lit_mrl+prune", "lit_mrl+bf16", "lit_mrl+prune+bf16", "sklearn",
-                 "one-at-a-time", "lightning"],
-    )  # fmt: skip
-    parser.add_argument(
-        "--paper-precision", nargs="+", default=["32"], choices=["32", "bf16-mixed"],
-        help="precisions of the --paper-steps extrapolation (each one measured)",
+        choices=["lit_mrl", "lit_mrl+prune", "sklearn", "one-at-a-time", "lightning"],
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--seeds", type=int, default=3)
@@ -126,21 +119,19 @@ def describe(config: ProbeConfig) -> str:
 HISTORIES: dict[str, list] = {}
 
 
-def run_lit_mrl(
-    data: ProbeData, grid: Grid, budget: Budget, seeds: int, prune: bool, bf16: bool = False
-) -> Row:
+def run_lit_mrl(data: ProbeData, grid: Grid, budget: Budget, seeds: int, prune: bool) -> Row:
     marks: list[float] = []
     start = time.perf_counter()
     found = run_search(
         data, grid, budget, list(range(seeds)), progress=lambda _: marks.append(time.perf_counter()),
-        pruning=PruneRule() if prune else None, precision="bf16-mixed" if bf16 else "32",
+        pruning=PruneRule() if prune else None,
     )  # fmt: skip
     total = time.perf_counter() - start
     primary = primary_metric(data.task)
     config = grid.configs()[found["selected"]]
     pruned = sum(c["pruned"] for c in found["configs"])
-    name = "lit_mrl" + ("+prune" if prune else "") + ("+bf16" if bf16 else "")
-    HISTORIES[grid.name + name[len("lit_mrl") :]] = found["configs"]
+    HISTORIES[f"{grid.name}{'+prune' if prune else ''}"] = found["configs"]
+    name = "lit_mrl+prune" if prune else "lit_mrl"
     row = Row(
         name,
         marks[-2] - start,
@@ -343,9 +334,7 @@ def run_alone(name: str, data: ProbeData, grid: Grid, budget: Budget, limit: int
     )
 
 
-def paper_extrapolation(
-    data: ProbeData, grid: Grid, budget: Budget, steps: int, precision: str = "32"
-) -> Row:
+def paper_extrapolation(data: ProbeData, grid: Grid, budget: Budget, steps: int) -> Row:
     """Each shape's first ensemble for ``steps`` steps; the search time at the full budget.
 
     Ensembles are split as the search splits them (``max_params`` stacked parameters);
@@ -358,8 +347,7 @@ def paper_extrapolation(
         config = ProbeConfig(dims, 0.5 if dims else 0.0, 0.0, 1e-3)
         size = min(count, members_per_ensemble(config, data.embed_dim, len(data.vocabulary), 2**27))
         head = seeded_mlp_head(data.embed_dim, len(data.vocabulary), list(dims), 0.0, 0)
-        dtype = COMPUTE_DTYPES[precision]
-        model = StackedMLP([head] * size, torch.full((size,), config.dropout), compute_dtype=dtype)
+        model = StackedMLP([head] * size, torch.full((size,), config.dropout))
         optimizer = StackedAdam(model, torch.full((size,), 1e-3), torch.zeros(size))
         batches = batch_stream(len(train), budget.batch_size, 0)
         start = time.perf_counter()
@@ -376,9 +364,7 @@ def paper_extrapolation(
               f"{per_step:.3f} s per step per ensemble  (load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
         seconds += per_step * chunks * budget.steps
     return Row(
-        f"lit_mrl (paper grid, {steps} steps a shape, x {budget.steps}, precision {precision})",
-        seconds,
-        extrapolated=True,
+        f"lit_mrl (paper grid, {steps} steps a shape, x {budget.steps})", seconds, extrapolated=True
     )
 
 
@@ -401,15 +387,13 @@ def main(argv: list[str] | None = None) -> None:
             grid = GRIDS[grid_name]
             print(f"{grid_name} grid ({len(grid.configs())} configs):", flush=True)
             if grid_name == "paper" and opts.paper_steps:
-                for precision in opts.paper_precision:
-                    _print(paper_extrapolation(data, grid, budget, opts.paper_steps, precision))
+                _print(paper_extrapolation(data, grid, budget, opts.paper_steps))
                 continue
             for method in opts.methods:
                 if method.startswith("lit_mrl"):
                     row = run_lit_mrl(
-                        data, grid, budget, opts.seeds, prune="+prune" in method,
-                        bf16=method.endswith("+bf16"),
-                    )  # fmt: skip
+                        data, grid, budget, opts.seeds, prune=method.endswith("prune")
+                    )
                 elif method == "sklearn":
                     row = run_sklearn(data, grid, opts.threads, opts.baseline_configs)
                 else:

@@ -51,7 +51,6 @@ def probe(
     device: str = "auto",
     threads: NonNegativeInt = 0,
     prune: bool = False,
-    precision: Literal["32", "bf16-mixed"] = "32",
     max_params: PositiveInt = 2**27,
     wandb: bool = True,
     wandb_project: str = "lit_mrl",
@@ -87,10 +86,6 @@ def probe(
         prune: successive halving inside each ensemble: at rungs (1/27, 1/9, 1/3 of the
             budget) a config more than 0.02 behind its ensemble's best and outside its
             better half stops (marked pruned in grid.csv / results.json).
-        precision: bf16-mixed trains the probes with bfloat16 matrix products (float32
-            weights, optimizer and scores): about 3x faster products on CPUs with
-            AVX512-BF16 or AMX and on GPUs, selections within seed noise
-            (bench/README.md); 32 (default) is the float32 protocol.
         max_params: stacked parameters per ensemble (memory bound).
         wandb: log the grid, per-class table and test metrics to W&B (offline by default).
         wandb_project: W&B project.
@@ -118,8 +113,7 @@ def probe(
                      patience)  # fmt: skip
     first_seed = settings.get("init_seed", seed_everything)
     seed_list = [first_seed + i for i in range(seeds)]
-    results = run(search, budget, seed_list, max_params, bootstrap, task_name, model_name, prune,
-                  precision)  # fmt: skip
+    results = run(search, budget, seed_list, max_params, bootstrap, task_name, model_name, prune)
     results["wall_seconds"] = round(time.perf_counter() - started, 2)
     folder = Path(out or Path("runs") / "probe" / f"{results['task_name']}-{results['model_name']}")
     weights = results.pop("weights")  # not JSON: the head's own file
@@ -296,7 +290,6 @@ def run(
     task_name: str | None,
     model_name: str | None,
     prune: bool = False,
-    precision: str = "32",
 ) -> dict[str, Any]:
     """Run the search and gather everything ``results.json`` records."""
     import torch
@@ -312,10 +305,10 @@ def run(
         f"probe search {task_name} / {model_name}: {data.task}, {len(configs)} configs "
         f"({grid.name} grid), up to {budget.steps} steps (warm-up {budget.warmup_steps}, "
         f"early stopping{', pruning' if prune else ''}), batch {budget.batch_size}, then "
-        f"{len(seeds)} seeds, {device} ({torch.get_num_threads()} CPU threads), precision {precision}"
+        f"{len(seeds)} seeds, {device} ({torch.get_num_threads()} CPU threads)"
     )
     found = run_search(data, grid, budget, seeds, metric, device, max_params, replicates,
-                       pruning=PruneRule() if prune else None, precision=precision)  # fmt: skip
+                       pruning=PruneRule() if prune else None)  # fmt: skip
     return {
         "task": data.task,
         "task_name": task_name,
@@ -330,7 +323,6 @@ def run(
         "device": device,
         "threads": torch.get_num_threads(),
         "pruning": vars(PruneRule()) if prune else None,
-        "precision": precision,
         "num_samples": {s: len(data.split(s)) for s in ("train", "val", "test")},
         "class_names": data.vocabulary,
         "targets_standardized": bool(data.standardize_targets),

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,9 +32,6 @@ from lit_mrl.probe.grid import Grid, ProbeConfig
 from lit_mrl.probe.intervals import bootstrap
 from lit_mrl.probe.training import EarlyStopping, MemberRun, Pruning, fit_members
 from lit_mrl.tasks import ranking_metrics
-
-Precision = Literal["32", "bf16-mixed"]
-COMPUTE_DTYPES: dict[str, torch.dtype] = {"32": torch.float32, "bf16-mixed": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -192,7 +189,6 @@ def train_configs(
     valid: Scorer,
     device: str,
     pruning: Pruning | None = None,
-    precision: Precision = "32",
 ) -> Trained:
     """Train configs of one shape together, each with its seed, each as if alone."""
     dims = list(configs[0].hidden_dims)
@@ -200,7 +196,7 @@ def train_configs(
         s: seeded_mlp_head(data.embed_dim, len(data.vocabulary), dims, 0.0, s) for s in set(seeds)
     }
     dropout = torch.tensor([c.dropout for c in configs])
-    model = StackedMLP([heads[s] for s in seeds], dropout, device, COMPUTE_DTYPES[precision])
+    model = StackedMLP([heads[s] for s in seeds], dropout, device)
     early = (
         EarlyStopping(valid.primary_scores, budget.eval_every, budget.patience)
         if budget.patience > 0
@@ -227,7 +223,6 @@ def run_search(
     replicates: int = 1000,
     progress: Callable[[str], None] = print,
     pruning: PruneRule | None = None,
-    precision: Precision = "32",
 ) -> dict[str, Any]:
     """Search ``grid`` (first seed), select on validation, test the best with every seed.
 
@@ -243,9 +238,6 @@ def run_search(
         replicates: bootstrap replicates of the test interval.
         progress: receives one line per trained ensemble.
         pruning: successive halving inside each ensemble (none by default).
-        precision: ``"bf16-mixed"`` runs the training passes' matrix products in bfloat16
-            (weights, optimizer and every score stay float32; see
-            :mod:`~lit_mrl.probe.ensemble`).
 
     Returns:
         ``configs`` (every config with its validation metrics, best step, steps trained
@@ -263,9 +255,7 @@ def run_search(
     for members in ensembles(configs, in_dim, out_dim, max_params):
         start = time.perf_counter()
         chosen = [configs[i] for i in members]
-        trained = train_configs(
-            data, chosen, [seeds[0]] * len(chosen), budget, valid, device, rule, precision
-        )
+        trained = train_configs(data, chosen, [seeds[0]] * len(chosen), budget, valid, device, rule)
         for i, run, preds in zip(
             members, trained.runs, valid.predict(trained.model()), strict=True
         ):
@@ -283,13 +273,7 @@ def run_search(
     retrain = [s for s in seeds if s not in seed_runs]
     if retrain:
         trained = train_configs(
-            data,
-            [configs[best]] * len(retrain),
-            retrain,
-            budget,
-            valid,
-            device,
-            precision=precision,
+            data, [configs[best]] * len(retrain), retrain, budget, valid, device
         )
         seed_runs.update(zip(retrain, trained.runs, strict=True))
     model = StackedMLP.from_weights([seed_runs[s].weights for s in seeds])

@@ -225,20 +225,6 @@ def test_probe_command_writes_results_with_intervals(tmp_path, capsys):
     assert set(per_class[0]) == {"class", "accuracy_mean", "accuracy_low", "accuracy_high"}
 
 
-def test_probe_command_records_its_precision_and_refuses_an_unknown_one(tmp_path, capsys):
-    root = noisy_embeddings(tmp_path / "emb", "multiclass", num_outputs=5)
-    args = ["--embeddings", root, "--grid", "demo", "--steps", 20, "--seeds", 1]
-    code, saved = probe_main([*args, "--out", tmp_path / "a", "--precision", "bf16-mixed"])
-    assert code == 0 and saved["precision"] == "bf16-mixed"
-    assert "precision bf16-mixed" in capsys.readouterr().out
-    code, saved = probe_main([*args, "--out", tmp_path / "b"])
-    assert code == 0 and saved["precision"] == "32"
-    with pytest.raises(SystemExit) as exit_info:
-        cli_main(["probe", *map(str, args), "--out", str(tmp_path / "c"), "--precision", "16"])
-    assert exit_info.value.code == 2
-    assert "precision" in capsys.readouterr().err
-
-
 def test_regression_targets_are_standardised_and_scored_in_their_units(tmp_path):
     """Targets in the hundreds (BPM-like): R² stays sane because the probe sees z-scores."""
     rng = np.random.default_rng(0)
@@ -409,50 +395,3 @@ def test_probe_data_standardises_with_training_statistics_and_maps_targets_back(
     torch.testing.assert_close(plain.original_labels("test"), data.original_labels("test"))
     with pytest.raises(UsageError, match="no embeddings of split 'dev' \\(the val split\\)"):
         ProbeData.from_folder(tmp_path, val_split="dev").split("val")
-
-
-def test_bf16_products_give_float32_gradients_to_bfloat16_rounding():
-    from lit_mrl.models.heads import seeded_mlp_head
-    from lit_mrl.probe.ensemble import StackedMLP, loss_gradient
-
-    heads = [seeded_mlp_head(24, 5, [16], 0.0, s) for s in range(3)]
-    emb, labels = torch.randn(40, 24), torch.randint(0, 5, (40,))
-    grads, outputs = [], []
-    for dtype in (torch.float32, torch.bfloat16):
-        model = StackedMLP(heads, torch.zeros(3), compute_dtype=dtype)
-        masks = [torch.rand(1, 40, 16)]
-        out = model.forward(emb, masks)
-        model.backward(emb, out, loss_gradient("multiclass", out[-1], labels))
-        assert model.flat.dtype == model.grad.dtype == out[-1].dtype == torch.float32
-        grads.append(model.grad.clone())
-        outputs.append(model.predict(emb))
-    assert not torch.equal(grads[0], grads[1])  # the products did run in bfloat16
-    assert (grads[1] - grads[0]).norm() / grads[0].norm() < 2e-2
-    torch.testing.assert_close(outputs[1], outputs[0])  # evaluation passes stay float32
-    with pytest.raises(ValueError, match="compute_dtype"):
-        StackedMLP(heads, torch.zeros(3), compute_dtype=torch.float16)
-
-
-@pytest.mark.parametrize(("task", "grid"), list(RECORDED))
-def test_bf16_mixed_search_stays_within_seed_noise_of_the_recorded_protocol(tmp_path, task, grid):
-    """bfloat16 products move validation scores less than another seed does; test in the interval."""
-    recorded, primary = RECORDED[task, grid], ranking_metrics(task, "default")[0]
-    budget = Budget(200, 10, 32, eval_every=10, patience=4)
-
-    def deviation(folder, seeds, precision):
-        data = ProbeData.from_folder(
-            noisy_embeddings(tmp_path / folder, task, sizes=(120, 100, 100))
-        )
-        search = run_search(data, PROTOCOL_GRIDS[grid], budget, seeds, replicates=100,
-                            progress=quiet, precision=precision)  # fmt: skip
-        val = [c["val"][primary] for c in search["configs"]]
-        return max(abs(a - b) for a, b in zip(val, recorded["val"], strict=True)), search
-
-    seed_noise, _ = deviation("seed", [1, 2], "32")
-    rounding, search = deviation("bf16", [0, 1], "bf16-mixed")
-    assert 0 < rounding <= seed_noise
-    assert (
-        search["configs"][search["selected"]]["val"][primary] >= max(recorded["val"]) - seed_noise
-    )
-    low, high = recorded["test_low"][primary], recorded["test_high"][primary]
-    assert low <= search["test"][primary] <= high
