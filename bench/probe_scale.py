@@ -8,7 +8,8 @@ selected config and its validation and test metric of:
 * ``lit_mrl``: :func:`lit_mrl.probe.search.run_search` as ``python -m lit_mrl probe``
   runs it (the budget of ``Budget.for_data``, early stopping, 3 seeds, 1000 bootstrap
   replicates); ``grid`` is its search phase, ``total`` includes the seeds and intervals.
-  ``lit_mrl+prune`` adds successive halving (``--prune``).
+  ``lit_mrl+prune`` adds successive halving (``--prune``); ``+bf16`` (``lit_mrl+bf16``,
+  ``lit_mrl+prune+bf16``) trains with bfloat16 matrix products (``--precision bf16-mixed``).
 * ``sklearn``: what a user would reach for: ``LogisticRegression`` at 4 L2 strengths (C
   0.01-10; one-vs-rest for tags) and ``MLPClassifier`` with the grid's hidden shapes, L2
   (``alpha = 2 * weight_decay * N``, Keras' L2 in scikit-learn's units) and learning rates
@@ -55,6 +56,7 @@ from lit_mrl.probe.data import EmbeddingTensors, ProbeData, ShuffledBatches
 from lit_mrl.probe.ensemble import ADAM_EPS, StackedMLP
 from lit_mrl.probe.grid import GRIDS, Grid, ProbeConfig
 from lit_mrl.probe.search import (
+    COMPUTE_DTYPES,
     Budget,
     PruneRule,
     members_per_ensemble,
@@ -84,7 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grids", nargs="+", default=["demo", "small"], choices=sorted(GRIDS))
     parser.add_argument(
         "--methods", nargs="+", default=["lit_mrl", "lit_mrl+prune", "sklearn", "one-at-a-time", "lightning"],
-        choices=["lit_mrl", "lit_mrl+prune", "sklearn", "one-at-a-time", "lightning"],
+        choices=["lit_mrl", "lit_mrl+prune", "lit_mrl+bf16", "lit_mrl+prune+bf16", "sklearn",
+                 "one-at-a-time", "lightning"],
+    )  # fmt: skip
+    parser.add_argument(
+        "--paper-precision", nargs="+", default=["32"], choices=["32", "bf16-mixed"],
+        help="precisions of the --paper-steps extrapolation (each one measured)",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--seeds", type=int, default=3)
@@ -93,7 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run baselines on this many configs per shape and extrapolate (0: all)",
     )  # fmt: skip
     parser.add_argument("--paper-steps", type=int, default=0, help="see the module docstring")
-    parser.add_argument("--min-steps", type=int, default=2000, help="the budget's floor")
+    parser.add_argument("--min-steps", type=int, default=1000, help="the budget's floor")
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="probe minibatch (default: lit_mrl's, 256 halved for small data; "
+             "--batch-size 256 --min-steps 2000 is the budget before 2026-12-04)",
+    )  # fmt: skip
     parser.add_argument(
         "--steps", type=int, default=0,
         help="a fixed step budget for every method (a measured subset of the full budget)",
@@ -119,19 +131,21 @@ def describe(config: ProbeConfig) -> str:
 HISTORIES: dict[str, list] = {}
 
 
-def run_lit_mrl(data: ProbeData, grid: Grid, budget: Budget, seeds: int, prune: bool) -> Row:
+def run_lit_mrl(
+    data: ProbeData, grid: Grid, budget: Budget, seeds: int, prune: bool, bf16: bool = False
+) -> Row:
     marks: list[float] = []
     start = time.perf_counter()
     found = run_search(
         data, grid, budget, list(range(seeds)), progress=lambda _: marks.append(time.perf_counter()),
-        pruning=PruneRule() if prune else None,
+        pruning=PruneRule() if prune else None, precision="bf16-mixed" if bf16 else "32",
     )  # fmt: skip
     total = time.perf_counter() - start
     primary = primary_metric(data.task)
     config = grid.configs()[found["selected"]]
     pruned = sum(c["pruned"] for c in found["configs"])
-    HISTORIES[f"{grid.name}{'+prune' if prune else ''}"] = found["configs"]
-    name = "lit_mrl+prune" if prune else "lit_mrl"
+    name = "lit_mrl" + ("+prune" if prune else "") + ("+bf16" if bf16 else "")
+    HISTORIES[grid.name + name[len("lit_mrl") :]] = found["configs"]
     row = Row(
         name,
         marks[-2] - start,
@@ -334,7 +348,9 @@ def run_alone(name: str, data: ProbeData, grid: Grid, budget: Budget, limit: int
     )
 
 
-def paper_extrapolation(data: ProbeData, grid: Grid, budget: Budget, steps: int) -> Row:
+def paper_extrapolation(
+    data: ProbeData, grid: Grid, budget: Budget, steps: int, precision: str = "32"
+) -> Row:
     """Each shape's first ensemble for ``steps`` steps; the search time at the full budget.
 
     Ensembles are split as the search splits them (``max_params`` stacked parameters);
@@ -347,7 +363,8 @@ def paper_extrapolation(data: ProbeData, grid: Grid, budget: Budget, steps: int)
         config = ProbeConfig(dims, 0.5 if dims else 0.0, 0.0, 1e-3)
         size = min(count, members_per_ensemble(config, data.embed_dim, len(data.vocabulary), 2**27))
         head = seeded_mlp_head(data.embed_dim, len(data.vocabulary), list(dims), 0.0, 0)
-        model = StackedMLP([head] * size, torch.full((size,), config.dropout))
+        dtype = COMPUTE_DTYPES[precision]
+        model = StackedMLP([head] * size, torch.full((size,), config.dropout), compute_dtype=dtype)
         optimizer = StackedAdam(model, torch.full((size,), 1e-3), torch.zeros(size))
         batches = batch_stream(len(train), budget.batch_size, 0)
         start = time.perf_counter()
@@ -364,7 +381,9 @@ def paper_extrapolation(data: ProbeData, grid: Grid, budget: Budget, steps: int)
               f"{per_step:.3f} s per step per ensemble  (load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
         seconds += per_step * chunks * budget.steps
     return Row(
-        f"lit_mrl (paper grid, {steps} steps a shape, x {budget.steps})", seconds, extrapolated=True
+        f"lit_mrl (paper grid, {steps} steps a shape, x {budget.steps}, precision {precision})",
+        seconds,
+        extrapolated=True,
     )
 
 
@@ -378,7 +397,10 @@ def main(argv: list[str] | None = None) -> None:
         task = pitch_task() if task_name == "pitch" else tagging_task()
         data = probe_data(task)
         budget = Budget.for_data(
-            len(data.split("train")), 256, min_steps=opts.min_steps, steps=opts.steps or None
+            len(data.split("train")),
+            opts.batch_size,
+            min_steps=opts.min_steps,
+            steps=opts.steps or None,
         )
         print(f"\n{task_name}: {data.task}, {len(data.split('train'))}/{len(data.split('val'))}/"
               f"{len(data.split('test'))} x {data.embed_dim}-d, {len(data.vocabulary)} outputs; "
@@ -387,13 +409,15 @@ def main(argv: list[str] | None = None) -> None:
             grid = GRIDS[grid_name]
             print(f"{grid_name} grid ({len(grid.configs())} configs):", flush=True)
             if grid_name == "paper" and opts.paper_steps:
-                _print(paper_extrapolation(data, grid, budget, opts.paper_steps))
+                for precision in opts.paper_precision:
+                    _print(paper_extrapolation(data, grid, budget, opts.paper_steps, precision))
                 continue
             for method in opts.methods:
                 if method.startswith("lit_mrl"):
                     row = run_lit_mrl(
-                        data, grid, budget, opts.seeds, prune=method.endswith("prune")
-                    )
+                        data, grid, budget, opts.seeds, prune="+prune" in method,
+                        bf16=method.endswith("+bf16"),
+                    )  # fmt: skip
                 elif method == "sklearn":
                     row = run_sklearn(data, grid, opts.threads, opts.baseline_configs)
                 else:

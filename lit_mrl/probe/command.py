@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +37,7 @@ def probe(
     grid: str = "small",
     seeds: PositiveInt = 3,
     epochs: PositiveInt = 100,
-    min_steps: PositiveInt = 2000,
+    min_steps: PositiveInt = 1000,
     max_steps: PositiveInt | None = None,
     steps: PositiveInt | None = None,
     warmup_steps: NonNegativeInt | None = None,
@@ -51,6 +50,7 @@ def probe(
     device: str = "auto",
     threads: NonNegativeInt = 0,
     prune: bool = False,
+    precision: Literal["32", "bf16-mixed"] = "32",
     max_params: PositiveInt = 2**27,
     wandb: bool = True,
     wandb_project: str = "lit_mrl",
@@ -67,12 +67,12 @@ def probe(
         grid: small (32 configs), paper (252), demo (8) or a YAML file with the four axes.
         seeds: seeds the selected config is trained with; the first also runs the grid.
         epochs: step budget in passes over the training split (within min/max steps).
-        min_steps: smallest step budget (small datasets: probes on a few hundred items
-            still gained up to 7 points between 500 and 2000 steps in the demo).
+        min_steps: smallest step budget (small datasets, with their small batches).
         max_steps: largest step budget (default: the config's max_steps, else 20000).
         steps: a fixed step budget instead of epochs.
         warmup_steps: linear warm-up steps (default: a tenth of the budget, at most 1000).
-        batch_size: embeddings per minibatch (default: data.init_args.batch_size, else 256).
+        batch_size: embeddings per minibatch (default: data.init_args.batch_size, else
+            256 halved until an epoch has 10 minibatches, at least 32).
         patience: validation checks without improvement before a probe stops early.
         metric: mirex_key for the 24-key task (default: from the config, else default).
         bootstrap: bootstrap replicates of the 95 % test intervals.
@@ -86,6 +86,10 @@ def probe(
         prune: successive halving inside each ensemble: at rungs (1/27, 1/9, 1/3 of the
             budget) a config more than 0.02 behind its ensemble's best and outside its
             better half stops (marked pruned in grid.csv / results.json).
+        precision: bf16-mixed trains the probes with bfloat16 matrix products (float32
+            weights, optimizer and scores): products 3x faster on a CPU with AVX512-BF16
+            (1.7-1.9x on an MTT-sized search), selections within seed noise
+            (bench/README.md); 32 (default) is the float32 protocol.
         max_params: stacked parameters per ensemble (memory bound).
         wandb: log the grid, per-class table and test metrics to W&B (offline by default).
         wandb_project: W&B project.
@@ -100,6 +104,7 @@ def probe(
     import torch
 
     from lit_mrl.catalog.from_probe import save_probe_head
+    from lit_mrl.probe.budget import choose_threads
     from lit_mrl.probe.results import log_to_wandb, write_results
 
     settings = config_settings(trainer or {}, model or {}, data or {})
@@ -113,7 +118,8 @@ def probe(
                      patience)  # fmt: skip
     first_seed = settings.get("init_seed", seed_everything)
     seed_list = [first_seed + i for i in range(seeds)]
-    results = run(search, budget, seed_list, max_params, bootstrap, task_name, model_name, prune)
+    results = run(search, budget, seed_list, max_params, bootstrap, task_name, model_name, prune,
+                  precision)  # fmt: skip
     results["wall_seconds"] = round(time.perf_counter() - started, 2)
     folder = Path(out or Path("runs") / "probe" / f"{results['task_name']}-{results['model_name']}")
     weights = results.pop("weights")  # not JSON: the head's own file
@@ -123,18 +129,6 @@ def probe(
         log_to_wandb(results, folder, wandb_project)
     print_summary(results, path)
     return 0
-
-
-def choose_threads() -> int:
-    """Threads for a CPU search: the usable cores minus those other processes keep busy.
-
-    The cores are those of ``os.sched_getaffinity`` (a container's or ``taskset``'s
-    share, not the host's); the busy ones are the 1-minute load average, rounded. At
-    least one thread, at most one per core.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, min(cores or 1, (cores or 1) - busy))
 
 
 def _unknown(keys: set[str], known: set[str], where: str) -> None:
@@ -242,7 +236,7 @@ def prepare(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return {
         "data": data, "root": root, "index": index, "grid": search_grid, "metric": chosen_metric,
-        "device": device, "batch_size": batch_size or settings.get("batch_size", 256),
+        "device": device, "batch_size": batch_size or settings.get("batch_size"),
     }  # fmt: skip
 
 
@@ -256,7 +250,7 @@ def _budget(
     warmup_steps: int | None,
     patience: int,
 ) -> Any:
-    from lit_mrl.probe.search import Budget
+    from lit_mrl.probe.budget import Budget
 
     return Budget.for_data(
         num_train=len(search["data"].split("train")),
@@ -290,11 +284,13 @@ def run(
     task_name: str | None,
     model_name: str | None,
     prune: bool = False,
+    precision: str = "32",
 ) -> dict[str, Any]:
     """Run the search and gather everything ``results.json`` records."""
     import torch
 
-    from lit_mrl.probe.search import PruneRule, run_search
+    from lit_mrl.probe.budget import PruneRule
+    from lit_mrl.probe.search import run_search
     from lit_mrl.tasks import primary_metric
 
     data, grid, metric, device = search["data"], search["grid"], search["metric"], search["device"]
@@ -305,10 +301,10 @@ def run(
         f"probe search {task_name} / {model_name}: {data.task}, {len(configs)} configs "
         f"({grid.name} grid), up to {budget.steps} steps (warm-up {budget.warmup_steps}, "
         f"early stopping{', pruning' if prune else ''}), batch {budget.batch_size}, then "
-        f"{len(seeds)} seeds, {device} ({torch.get_num_threads()} CPU threads)"
+        f"{len(seeds)} seeds, {device} ({torch.get_num_threads()} CPU threads), precision {precision}"
     )
     found = run_search(data, grid, budget, seeds, metric, device, max_params, replicates,
-                       pruning=PruneRule() if prune else None)  # fmt: skip
+                       pruning=PruneRule() if prune else None, precision=precision)  # fmt: skip
     return {
         "task": data.task,
         "task_name": task_name,
@@ -323,6 +319,7 @@ def run(
         "device": device,
         "threads": torch.get_num_threads(),
         "pruning": vars(PruneRule()) if prune else None,
+        "precision": precision,
         "num_samples": {s: len(data.split(s)) for s in ("train", "val", "test")},
         "class_names": data.vocabulary,
         "targets_standardized": bool(data.standardize_targets),

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from torch import Tensor
 
 from lit_mrl.metrics import MetricName, key_class_map, primary_scores, score_predictions
 from lit_mrl.models.heads import seeded_mlp_head
+from lit_mrl.probe.budget import Budget, PruneRule
 from lit_mrl.probe.data import ProbeData
 from lit_mrl.probe.ensemble import StackedMLP
 from lit_mrl.probe.grid import Grid, ProbeConfig
@@ -33,77 +34,8 @@ from lit_mrl.probe.intervals import bootstrap
 from lit_mrl.probe.training import EarlyStopping, MemberRun, Pruning, fit_members
 from lit_mrl.tasks import ranking_metrics
 
-
-@dataclass(frozen=True)
-class Budget:
-    """How long probes train.
-
-    Args:
-        steps: most optimisation steps (warm-up plus cosine decay to 0).
-        warmup_steps: steps of linear warm-up.
-        batch_size: embeddings per minibatch.
-        eval_every: steps between validation checks (early stopping).
-        patience: checks without any improvement before a probe stops; 0 trains every
-            probe for ``steps`` steps and keeps its last weights.
-    """
-
-    steps: int
-    warmup_steps: int
-    batch_size: int
-    eval_every: int
-    patience: int
-
-    @classmethod
-    def for_data(
-        cls,
-        num_train: int,
-        batch_size: int,
-        epochs: int = 100,
-        min_steps: int = 2000,
-        max_steps: int = 20000,
-        steps: int | None = None,
-        warmup_steps: int | None = None,
-        patience: int = 10,
-    ) -> Budget:
-        """A budget scaled to the data: ``epochs`` passes, within ``[min_steps, max_steps]``.
-
-        ``steps`` fixes the budget instead; warm-up defaults to a tenth of it (at most
-        1000, the paper's); the validation check runs 20 times per budget at least.
-        """
-        if steps is None:
-            steps = min(max(epochs * math.ceil(num_train / batch_size), min_steps), max_steps)
-        warmup = min(1000, steps // 10) if warmup_steps is None else warmup_steps
-        return cls(steps, warmup, batch_size, max(1, min(100, steps // 20)), patience)
-
-
-@dataclass(frozen=True)
-class PruneRule:
-    """Successive halving relative to a budget: rungs at ``first``, ``first * eta``, ...
-
-    Args:
-        margin: a member more than this far behind its ensemble's best (in the primary
-            metric's units: ROC-AUC, accuracy, R²) at a rung leaves.
-        keep_fraction: the share of the members still training that always stays.
-        first: the first rung as a fraction of the budget's steps.
-        eta: the factor between rungs.
-    """
-
-    margin: float = 0.02
-    keep_fraction: float = 0.5
-    first: float = 1 / 27
-    eta: float = 3.0
-
-    def for_budget(self, budget: Budget) -> Pruning:
-        """The rungs as evaluation steps of ``budget`` (before its last step)."""
-        rungs, fraction = [], self.first
-        while fraction < 1:
-            step = budget.eval_every * max(
-                1, math.ceil(fraction * budget.steps / budget.eval_every)
-            )
-            if step < budget.steps and step not in rungs:
-                rungs.append(step)
-            fraction *= self.eta
-        return Pruning(tuple(rungs), self.margin, self.keep_fraction)
+Precision = Literal["32", "bf16-mixed"]
+COMPUTE_DTYPES: dict[str, torch.dtype] = {"32": torch.float32, "bf16-mixed": torch.bfloat16}
 
 
 def select_best(val: list[dict[str, float]], keys: tuple[str, ...]) -> int:
@@ -189,6 +121,7 @@ def train_configs(
     valid: Scorer,
     device: str,
     pruning: Pruning | None = None,
+    precision: Precision = "32",
 ) -> Trained:
     """Train configs of one shape together, each with its seed, each as if alone."""
     dims = list(configs[0].hidden_dims)
@@ -196,7 +129,7 @@ def train_configs(
         s: seeded_mlp_head(data.embed_dim, len(data.vocabulary), dims, 0.0, s) for s in set(seeds)
     }
     dropout = torch.tensor([c.dropout for c in configs])
-    model = StackedMLP([heads[s] for s in seeds], dropout, device)
+    model = StackedMLP([heads[s] for s in seeds], dropout, device, COMPUTE_DTYPES[precision])
     early = (
         EarlyStopping(valid.primary_scores, budget.eval_every, budget.patience)
         if budget.patience > 0
@@ -223,6 +156,7 @@ def run_search(
     replicates: int = 1000,
     progress: Callable[[str], None] = print,
     pruning: PruneRule | None = None,
+    precision: Precision = "32",
 ) -> dict[str, Any]:
     """Search ``grid`` (first seed), select on validation, test the best with every seed.
 
@@ -238,6 +172,9 @@ def run_search(
         replicates: bootstrap replicates of the test interval.
         progress: receives one line per trained ensemble.
         pruning: successive halving inside each ensemble (none by default).
+        precision: ``"bf16-mixed"`` runs the training passes' matrix products in bfloat16
+            (weights, optimizer and every score stay float32; see
+            :mod:`~lit_mrl.probe.ensemble`).
 
     Returns:
         ``configs`` (every config with its validation metrics, best step, steps trained
@@ -255,7 +192,9 @@ def run_search(
     for members in ensembles(configs, in_dim, out_dim, max_params):
         start = time.perf_counter()
         chosen = [configs[i] for i in members]
-        trained = train_configs(data, chosen, [seeds[0]] * len(chosen), budget, valid, device, rule)
+        trained = train_configs(
+            data, chosen, [seeds[0]] * len(chosen), budget, valid, device, rule, precision
+        )
         for i, run, preds in zip(
             members, trained.runs, valid.predict(trained.model()), strict=True
         ):
@@ -273,7 +212,13 @@ def run_search(
     retrain = [s for s in seeds if s not in seed_runs]
     if retrain:
         trained = train_configs(
-            data, [configs[best]] * len(retrain), retrain, budget, valid, device
+            data,
+            [configs[best]] * len(retrain),
+            retrain,
+            budget,
+            valid,
+            device,
+            precision=precision,
         )
         seed_runs.update(zip(retrain, trained.runs, strict=True))
     model = StackedMLP.from_weights([seed_runs[s].weights for s in seeds])

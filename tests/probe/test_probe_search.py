@@ -225,6 +225,22 @@ def test_probe_command_writes_results_with_intervals(tmp_path, capsys):
     assert set(per_class[0]) == {"class", "accuracy_mean", "accuracy_low", "accuracy_high"}
 
 
+def test_probe_command_records_its_precision_and_refuses_an_unknown_one(tmp_path, capsys):
+    root = noisy_embeddings(tmp_path / "emb", "multiclass", num_outputs=5)
+    args = ["--embeddings", root, "--grid", "demo", "--steps", 20, "--seeds", 1]
+    code, saved = probe_main([*args, "--out", tmp_path / "a", "--precision", "bf16-mixed"])
+    assert code == 0
+    assert saved["precision"] == "bf16-mixed"
+    assert "precision bf16-mixed" in capsys.readouterr().out
+    code, saved = probe_main([*args, "--out", tmp_path / "b"])
+    assert code == 0
+    assert saved["precision"] == "32"
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["probe", *map(str, args), "--out", str(tmp_path / "c"), "--precision", "16"])
+    assert exit_info.value.code == 2
+    assert "precision" in capsys.readouterr().err
+
+
 def test_regression_targets_are_standardised_and_scored_in_their_units(tmp_path):
     """Targets in the hundreds (BPM-like): R² stays sane because the probe sees z-scores."""
     rng = np.random.default_rng(0)
@@ -395,3 +411,101 @@ def test_probe_data_standardises_with_training_statistics_and_maps_targets_back(
     torch.testing.assert_close(plain.original_labels("test"), data.original_labels("test"))
     with pytest.raises(UsageError, match="no embeddings of split 'dev' \\(the val split\\)"):
         ProbeData.from_folder(tmp_path, val_split="dev").split("val")
+
+
+def _bf16(tensor):
+    """``tensor`` rounded to bfloat16, in float64 (the reference's products are exact)."""
+    return tensor.to(torch.bfloat16).double()
+
+
+def test_bf16_products_are_bfloat16_products_with_float32_state():
+    """One training pass of a [16]-hidden ensemble against a float64 reference that rounds
+    each product's operands and result to bfloat16 (as autocast's products are), and keeps
+    biases, ReLU masks, loss gradients and sums over the batch in float32."""
+    from lit_mrl.models.heads import seeded_mlp_head
+    from lit_mrl.probe.ensemble import StackedMLP, loss_gradient
+
+    generator = torch.Generator().manual_seed(0)
+    heads = [seeded_mlp_head(24, 5, [16], 0.0, s) for s in range(3)]
+    emb = torch.randn(40, 24, generator=generator)
+    labels = torch.randint(0, 5, (40,), generator=generator)
+    model = StackedMLP(heads, torch.zeros(3), compute_dtype=torch.bfloat16)
+    plain = StackedMLP(heads, torch.zeros(3))
+    out = model.forward(emb, [torch.rand(1, 40, 16, generator=generator)])
+    model.backward(emb, out, loss_gradient("multiclass", out[-1].clone(), labels))
+    assert model.flat.dtype == torch.float32
+    assert model.grad.dtype == torch.float32
+    assert out[-1].dtype == torch.float32
+
+    def product(a, b):  # bfloat16 operands, exact sums, a bfloat16 result
+        return _bf16(_bf16(a) @ _bf16(b)).float()
+
+    (k0, k1), (b0, b1) = plain.kernels, plain.biases
+    x = emb.expand(3, -1, -1)
+    hidden = (b0 + product(x, k0)).relu()
+    logits = b1 + product(hidden, k1)
+    grad_out = loss_gradient("multiclass", logits.clone(), labels)
+    grad_hidden = product(grad_out, k1.transpose(1, 2)) * (hidden > 0)
+    expected = {
+        "output": (out[-1], logits),
+        "kernel 1": (model.kernel_grads[1], product(hidden.transpose(1, 2), grad_out)),
+        "kernel 0": (model.kernel_grads[0], product(x.transpose(1, 2), grad_hidden)),
+        "bias 1": (model.bias_grads[1], grad_out.sum(1, keepdim=True)),
+        "bias 0": (model.bias_grads[0], grad_hidden.sum(1, keepdim=True)),
+    }
+    for name, (got, want) in expected.items():
+        # float32 vs exact sums may round to neighbouring bfloat16 values (1 ulp: 2**-8)
+        torch.testing.assert_close(got, want, rtol=2**-7, atol=1e-6, msg=name)
+        assert (got == want).float().mean() > 0.9, name
+    plain_out = plain.forward(emb, [torch.zeros(1, 40, 16)])
+    plain.backward(emb, plain_out, loss_gradient("multiclass", plain_out[-1].clone(), labels))
+    assert (plain.grad == model.grad).float().mean() < 0.5  # the products did run in bfloat16
+    torch.testing.assert_close(model.predict(emb), plain.predict(emb))  # evaluation: float32
+    with pytest.raises(ValueError, match="compute_dtype"):
+        StackedMLP(heads, torch.zeros(3), compute_dtype=torch.float16)
+
+
+@pytest.mark.parametrize(("task", "grid"), list(RECORDED))
+def test_bf16_mixed_search_stays_within_seed_noise_of_the_recorded_protocol(tmp_path, task, grid):
+    """bfloat16 products move validation scores less than another seed does; test in the interval."""
+    recorded, primary = RECORDED[task, grid], ranking_metrics(task, "default")[0]
+    budget = Budget(200, 10, 32, eval_every=10, patience=4)
+
+    def deviation(folder, seeds, precision):
+        data = ProbeData.from_folder(
+            noisy_embeddings(tmp_path / folder, task, sizes=(120, 100, 100))
+        )
+        search = run_search(data, PROTOCOL_GRIDS[grid], budget, seeds, replicates=100,
+                            progress=quiet, precision=precision)  # fmt: skip
+        val = [c["val"][primary] for c in search["configs"]]
+        return max(abs(a - b) for a, b in zip(val, recorded["val"], strict=True)), search
+
+    seed_noise, _ = deviation("seed", [1, 2], "32")
+    rounding, search = deviation("bf16", [0, 1], "bf16-mixed")
+    assert 0 < rounding <= seed_noise
+    assert (
+        search["configs"][search["selected"]]["val"][primary] >= max(recorded["val"]) - seed_noise
+    )
+    low, high = recorded["test_low"][primary], recorded["test_high"][primary]
+    assert low <= search["test"][primary] <= high
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel", "regression"])
+def test_the_small_data_budget_stays_within_seed_noise_of_the_fixed_one(tmp_path, task):
+    """200 training items: the default budget (batch 32, 1000 steps) against the one it
+    replaced (batch 256, at least 2000 steps): the selected probe scores on validation no
+    worse than a change of seed allows, and its test score is in the old interval."""
+    data = ProbeData.from_folder(noisy_embeddings(tmp_path, task, sizes=(200, 100, 100)))
+    primary = ranking_metrics(task, "default")[0]
+    new = Budget.for_data(len(data.split("train")))
+    assert (new.batch_size, new.steps) == (32, 1000)
+    old = Budget.for_data(len(data.split("train")), 256, min_steps=2000)
+
+    def search(budget, seed):
+        return run_search(data, PROTOCOL_GRIDS["full"], budget, [seed], replicates=100,
+                          progress=quiet)  # fmt: skip
+
+    before, other_seed, after = search(old, 0), search(old, 2), search(new, 0)
+    seed_noise = abs(before["val"][primary] - other_seed["val"][primary])
+    assert after["val"][primary] >= before["val"][primary] - seed_noise - 1e-3
+    assert before["test_low"][primary] <= after["test"][primary] <= before["test_high"][primary]

@@ -4,7 +4,7 @@ import torch
 from lit_mrl.losses import l2_penalty, probe_loss
 from lit_mrl.metrics import KEY_NAMES, primary_scores, score_predictions
 from lit_mrl.models.heads import seeded_mlp_head
-from lit_mrl.probe.command import choose_threads
+from lit_mrl.probe.budget import choose_threads
 from lit_mrl.probe.data import EmbeddingTensors, ProbeData
 from lit_mrl.probe.ensemble import ADAM_EPS, StackedAdam, StackedMLP, loss_gradient
 from lit_mrl.probe.grid import Grid
