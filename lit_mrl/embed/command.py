@@ -158,10 +158,25 @@ def embed(
         failed = int(total)
         if rank == 0:
             finish_index(folder, index, world)
+        fabric.barrier()  # rank 0's index is written before any rank leaves
+    close_process_group()
     if rank == 0:
         report = f"; {failed} tracks failed, listed in {folder / ERRORS_NAME}" if failed else ""
         print(f"wrote {folder / 'index.json'}{report}")
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def close_process_group() -> None:
+    """Shut down the process group (if any) before the interpreter exits.
+
+    Left to interpreter teardown, gloo's worker threads can be destroyed while still
+    joinable, which aborts a rank ("terminate called without an active exception") after
+    all its work is written, and torchrun then reports the whole run failed.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def return_freed_memory() -> None:
