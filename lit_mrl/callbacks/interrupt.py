@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+
+from lit_mrl.signals import DeferredInterrupt
 
 
 class InterruptCheckpoint(L.Callback):
@@ -20,12 +24,45 @@ class InterruptCheckpoint(L.Callback):
     stopped inside an epoch resumes from that step; its data order then differs from an
     uninterrupted run (the stream restarts its epoch), so only epoch-end checkpoints
     resume bit-exactly.
+
+    During ``fit`` the first Ctrl-C is deferred to the end of the current batch (see
+    :class:`~lit_mrl.signals.DeferredInterrupt`): raised in the middle of decoding a
+    shard's audio it would be swallowed, the track counted as corrupt and the run would go
+    on. A second Ctrl-C stops at once.
     """
 
     def __init__(self) -> None:
         self.signal: str | None = None  # "SIGINT" or "SIGTERM" once interrupted
         self.saved: Path | None = None
         self.step: int | None = None
+        self.ctrl_c = DeferredInterrupt("stopping after this batch, writing last.ckpt")
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.ctrl_c.install()
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: STEP_OUTPUT,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.ctrl_c.check()
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: STEP_OUTPUT,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.ctrl_c.check()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.ctrl_c.uninstall()
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException

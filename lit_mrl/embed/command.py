@@ -280,12 +280,17 @@ def embed_split(
     """Embed every track ``loader`` yields into ``writer``; returns (embedded, lost)."""
     from tqdm import tqdm
 
+    from lit_mrl.signals import DeferredInterrupt
+
     lost = embedded = 0
     bar = tqdm(total=total, unit="track", desc=split, dynamic_ncols=True)
+    # Ctrl-C inside a decode would be swallowed and the track reported corrupt
+    ctrl_c = DeferredInterrupt("stopping before the next track")
 
     def counted() -> Any:
         nonlocal lost
         for item in loader:
+            ctrl_c.check()
             if "error" in item:  # the extractor drops the track's blocks so far
                 lost += item["lost"]
                 errors.write(json.dumps({"split": split, **item}) + "\n")
@@ -295,7 +300,8 @@ def embed_split(
                 bar.update(item["lost"])
             yield item
 
-    for row in embedder.embed_tracks(counted()):
+    def keep(row: dict[str, Any]) -> None:
+        nonlocal lost, embedded
         problem = non_finite(row)
         if problem:  # a broken encoder (NaN weights) or an overflow: never written
             lost += 1
@@ -307,6 +313,10 @@ def embed_split(
             writer.add(row)  # a full part is written at once: a rerun resumes from it
             embedded += 1
         bar.update()
+
+    with ctrl_c:
+        for row in embedder.embed_tracks(counted()):
+            keep(row)
     writer.flush()
     bar.close()
     return embedded, lost
