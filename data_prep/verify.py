@@ -30,6 +30,7 @@ from lit_mrl.formats.audio import decode_audio
 from lit_mrl.formats.files import atomic_write
 from lit_mrl.formats.info import DatasetInfo, read_info
 from lit_mrl.formats.shards import iter_shard, parse_shard_name
+from lit_mrl.signals import DeferredInterrupt
 
 PROG = "python -m data_prep.verify"
 SECONDS_TOLERANCE = 0.01  # info.json rounds seconds to milliseconds
@@ -117,9 +118,9 @@ def decoded_length(data: bytes) -> tuple[int, int]:
     """
     try:
         file = sf.SoundFile(io.BytesIO(data))
-    except sf.SoundFileError:
+    except sf.SoundFileError as err:
         decode_audio(data)  # raises, with a message that says what the bytes are
-        raise
+        raise ValueError(f"cannot open audio: {err}") from err  # a whole read worked
     count = 0
     with file:
         claimed, rate = file.frames, file.samplerate
@@ -137,8 +138,18 @@ def decoded_length(data: bytes) -> tuple[int, int]:
     return count, rate
 
 
-def check_shard(path: Path, split: str, info: DatasetInfo, report: Report) -> tuple[int, float]:
+def check_shard(
+    path: Path,
+    split: str,
+    info: DatasetInfo,
+    report: Report,
+    ctrl_c: DeferredInterrupt | None = None,
+) -> tuple[int, float]:
     """Check the members, then decode and check every sample of one shard.
+
+    ``ctrl_c``, when given, is checked after every sample: a Ctrl-C pressed inside a
+    decode (where soundfile's read callbacks would drop it and the sample would look
+    corrupt) stops the check there instead.
 
     Returns:
         ``(num_samples, seconds)`` of the samples the reader yields.
@@ -146,11 +157,17 @@ def check_shard(path: Path, split: str, info: DatasetInfo, report: Report) -> tu
     report.problems.extend(check_members(path))
     count, seconds = 0, 0.0
     for sample in iter_shard(path):
+        if ctrl_c is not None:
+            ctrl_c.check()
         key, meta = sample["key"], sample["json"]
         where = f"{path.name}: {key}"
         try:
             frames, sample_rate = decoded_length(sample["flac"])
+            if ctrl_c is not None:
+                ctrl_c.check()  # pressed inside this decode: its verdict is not trusted
         except ValueError as err:
+            if ctrl_c is not None:
+                ctrl_c.check()
             report.problems.append(f"{where}: {err}")
             continue
         duration = frames / sample_rate
@@ -190,9 +207,12 @@ def verify(root: str | Path) -> Report:
         elif path.name.endswith(".tar.tmp"):
             report.notes.append(f"{path.name}: unfinished shard from an interrupted run")
     total = sum(split.num_samples for split in info.splits.values())
-    with tqdm(total=len(listed), unit="shard", desc="verifying", disable=total == 0) as bar:
+    with (
+        DeferredInterrupt("stopping after this sample") as ctrl_c,
+        tqdm(total=len(listed), unit="shard", desc="verifying", disable=total == 0) as bar,
+    ):
         for name in info.splits:
-            report.counts[name] = check_split(root, name, info, report, bar)
+            report.counts[name] = check_split(root, name, info, report, bar, ctrl_c)
     seconds = sum(split.seconds for split in info.splits.values())
     if abs(seconds - info.total_seconds) > SECONDS_TOLERANCE:
         report.problems.append(f"total_seconds {info.total_seconds} != sum of splits {seconds:.3f}")
@@ -203,7 +223,12 @@ def verify(root: str | Path) -> Report:
 
 
 def check_split(
-    root: Path, name: str, info: DatasetInfo, report: Report, bar: tqdm
+    root: Path,
+    name: str,
+    info: DatasetInfo,
+    report: Report,
+    bar: tqdm,
+    ctrl_c: DeferredInterrupt | None = None,
 ) -> tuple[int, float, int]:
     """Check one split's shards and totals; returns ``(num_samples, seconds, num_shards)``."""
     split = info.splits[name]
@@ -220,7 +245,7 @@ def check_split(
             report.problems.append(f"{shard} is in info.json but missing on disk")
             continue
         try:
-            count, shard_seconds = check_shard(root / shard, name, info, report)
+            count, shard_seconds = check_shard(root / shard, name, info, report, ctrl_c)
         except ValueError as err:
             report.problems.append(str(err))
             continue

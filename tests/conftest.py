@@ -1,5 +1,6 @@
 """Shared fixtures: tiny synthetic sharded datasets made at test time."""
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLE_RATE = 16000
 BANDS = {"low": (110.0, 220.0), "mid": (440.0, 880.0), "high": (1760.0, 3520.0)}
+
+
+@pytest.fixture(autouse=True)
+def sigint_handler_is_left_as_found():
+    """No test (no fit, embed or verify run in-process) leaves its Ctrl-C handler behind."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, before)  # one leak fails one test, not every later one
+    assert after == before, f"SIGINT handler left behind: {after!r}"
 
 
 def synth_clip(rng: np.random.Generator, bands: list[str], seconds: float) -> np.ndarray:

@@ -129,3 +129,26 @@ def test_ctrl_c_while_fit_decodes_a_crop_stops_after_the_batch_with_last_ckpt(
     (last,) = tmp_path.glob("**/last.ckpt")
     assert f"resume with --ckpt_path {last}" in err
     assert torch.load(last, weights_only=True)["global_step"] > 0
+    # before: Lightning's teardown put the deferring handler back, and it swallowed the
+    # process's next Ctrl-C
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_while_verify_decodes_a_shard_exits_130_and_reports_no_problem(
+    tiny_shards, monkeypatch, capsys
+):
+    import types
+
+    import data_prep.verify as verify
+
+    monkeypatch.setattr(verify, "io", types.SimpleNamespace(BytesIO=CtrlCWhileReading))
+    CtrlCWhileReading.reads, CtrlCWhileReading.press_at = 0, 7
+    assert verify.main([str(tiny_shards)]) == 130
+    assert CtrlCWhileReading.reads >= 7
+    out, err = capsys.readouterr()
+    assert "problem" not in out  # before: the pressed-on sample was reported undecodable
+    assert "INCONSISTENT" not in out
+    assert "interrupted" in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    CtrlCWhileReading.press_at = 0  # no more presses: the rerun checks the whole folder
+    assert verify.main([str(tiny_shards)]) == 0

@@ -37,8 +37,16 @@ class InterruptCheckpoint(L.Callback):
         self.step: int | None = None
         self.ctrl_c = DeferredInterrupt("stopping after this batch, writing last.ckpt")
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    # Installed once Lightning's signal connector has saved the process's handlers (it
+    # does so after on_fit_start): its teardown, which runs on every way out of fit, then
+    # puts the handler from before the run back. Installed in on_fit_start, ours was the
+    # one it saved and restored, left behind after an interrupted or failed fit, where it
+    # swallowed the process's next Ctrl-C.
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.ctrl_c.install()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.ctrl_c.install()  # no-op when the sanity check installed it
 
     def on_train_batch_end(
         self,

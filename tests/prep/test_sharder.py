@@ -389,9 +389,9 @@ def test_data_prep_imports_no_torch_and_only_light_lit_mrl_modules():
     assert {"data_prep.shard", "data_prep.verify", "data_prep.core.sharder",
             "data_prep.datasets.gtzan", "data_prep.gtzan"} <= set(modules)  # fmt: skip
     assert not any(name.split(".")[0] in ("torch", "av") for name in imported)  # av: lazily
-    # only the torch-free formats package (and the shared error messages)
+    # only the torch-free formats package (and the shared error messages and Ctrl-C rule)
     assert all(
-        name in ("lit_mrl", "lit_mrl.errors", "lit_mrl.formats")
+        name in ("lit_mrl", "lit_mrl.errors", "lit_mrl.signals", "lit_mrl.formats")
         or name.startswith("lit_mrl.formats.")
         for name in imported
     ), imported  # the shard format (audio, info.json, tars, file writing) and user errors
