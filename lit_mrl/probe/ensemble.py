@@ -255,13 +255,25 @@ def loss_gradient(task: str, outputs: Tensor, labels: Tensor) -> Tensor:
     return outputs.sub_(targets).mul_(2.0 / count)
 
 
+def adam_chunk_elements(device: torch.device) -> int:
+    """Elements per chunk of :class:`StackedAdam`'s update on ``device``.
+
+    2**17 floats (512 kB per array, in cache) on a CPU. Elsewhere 2**26 (256 MB per
+    temporary): at 2**17 the paper grid's largest ensemble (151 M weights, 1,152 chunks
+    of about 10 operations) would launch some 10,000 kernels per step (an estimate, not
+    measured on a GPU here) for a few milliseconds of memory traffic.
+    """
+    return 2**17 if torch.device(device).type == "cpu" else 2**26
+
+
 class StackedAdam:
     """Adam with Keras-style L2 on a :class:`StackedMLP`'s flat buffer, one LR per member.
 
     The L2 term's gradient ``2 * weight_decay * W`` is added to the kernels' gradients
-    here rather than through a loss term (the same value). Each step runs Adam's few
-    vector operations over cache-sized chunks of the buffer, so the arrays are read from
-    memory about once per step instead of once per operation.
+    here rather than through a loss term (the same value). On a CPU each step runs Adam's
+    few vector operations over cache-sized chunks of the buffer, so the arrays are read
+    from memory about once per step instead of once per operation; on a GPU, where each
+    operation is a kernel launch, the chunks are large (:func:`adam_chunk_elements`).
 
     Args:
         model: the members.
@@ -269,7 +281,8 @@ class StackedAdam:
         weight_decay: ``(E,)`` L2 factors.
         betas: Adam's moment decay rates.
         eps: added to the root of the second moment.
-        chunk_elements: elements updated per chunk (2**17 floats: 512 kB per array).
+        chunk_elements: elements updated per chunk (default: :func:`adam_chunk_elements`
+            of the model's device). The result does not depend on it.
     """
 
     def __init__(
@@ -279,11 +292,12 @@ class StackedAdam:
         weight_decay: Tensor,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = ADAM_EPS,
-        chunk_elements: int = 2**17,
+        chunk_elements: int | None = None,
     ) -> None:
         self.model = model
         self.lr, self.weight_decay = lr.double().cpu(), weight_decay.double().cpu()
-        self.betas, self.eps, self.chunk_elements = betas, eps, chunk_elements
+        self.betas, self.eps = betas, eps
+        self.chunk_elements = chunk_elements or adam_chunk_elements(model.device)
         self.steps = 0
         self._vectors()
         self.exp_avg = torch.zeros_like(model.flat)

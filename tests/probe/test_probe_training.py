@@ -6,7 +6,13 @@ from lit_mrl.metrics import KEY_NAMES, primary_scores, score_predictions
 from lit_mrl.models.heads import seeded_mlp_head
 from lit_mrl.probe.budget import choose_threads
 from lit_mrl.probe.data import EmbeddingTensors, ProbeData
-from lit_mrl.probe.ensemble import ADAM_EPS, StackedAdam, StackedMLP, loss_gradient
+from lit_mrl.probe.ensemble import (
+    ADAM_EPS,
+    StackedAdam,
+    StackedMLP,
+    adam_chunk_elements,
+    loss_gradient,
+)
 from lit_mrl.probe.grid import Grid
 from lit_mrl.probe.search import Budget, PruneRule, Scorer, run_search
 from lit_mrl.probe.training import EarlyStopping, fit_members
@@ -76,6 +82,26 @@ def test_stacked_adam_follows_torch_adam_with_keras_l2():
             model.kernels, [lin.weight.T for lin in reference.linears()], strict=True
         ):
             torch.testing.assert_close(mine[0], theirs, atol=1e-6, rtol=1e-5, msg=f"step {step}")
+
+
+def test_stacked_adam_is_the_same_in_any_chunk_size():
+    heads = [seeded_mlp_head(6, 3, [16, 8], 0.0, s) for s in (0, 1, 2)]
+    emb, labels = torch.randn(10, 6), torch.randint(0, 3, (10,))
+    finals = []
+    for chunk in (7, 100, None, 10**9):  # None: the device's default
+        model = StackedMLP(heads, torch.zeros(3))
+        lr, l2 = torch.tensor([1e-2, 1e-3, 3e-3]), torch.tensor([1e-3, 0.0, 1e-4])
+        optimizer = StackedAdam(model, lr, l2, chunk_elements=chunk)
+        for factor in (0.5, 1.0, 0.25):
+            outputs = model.forward(emb, [])
+            model.backward(emb, outputs, loss_gradient("multiclass", outputs[-1], labels))
+            optimizer.step(factor)
+        finals.append(model.flat.clone())
+    assert not torch.equal(finals[0], StackedMLP(heads, torch.zeros(3)).flat)  # it trained
+    for final in finals[1:]:
+        assert torch.equal(final, finals[0])  # bit for bit: elementwise work, any chunking
+    assert adam_chunk_elements(torch.device("cpu")) == 2**17  # in cache
+    assert adam_chunk_elements(torch.device("cuda")) == 2**26  # few launches per step
 
 
 def runs_of(data, configs, seeds, budget):
