@@ -258,10 +258,8 @@ def loss_gradient(task: str, outputs: Tensor, labels: Tensor) -> Tensor:
 def adam_chunk_elements(device: torch.device) -> int:
     """Elements per chunk of :class:`StackedAdam`'s update on ``device``.
 
-    2**17 floats (512 kB per array, in cache) on a CPU. Elsewhere 2**26 (256 MB per
-    temporary): at 2**17 the paper grid's largest ensemble (151 M weights, 1,152 chunks
-    of about 10 operations) would launch some 10,000 kernels per step (an estimate, not
-    measured on a GPU here) for a few milliseconds of memory traffic.
+    2**17 floats (512 kB per array, in cache) on a CPU, else 2**26: at 2**17 the paper
+    grid's 151 M-weight ensembles would launch some 10,000 kernels per step (estimated).
     """
     return 2**17 if torch.device(device).type == "cpu" else 2**26
 
